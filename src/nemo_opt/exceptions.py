@@ -1,0 +1,144 @@
+"""Every exception nemo-opt raises, in one place.
+
+The tree::
+
+    NemoError
+    ├── UserError                  the caller can fix it; the message says how
+    │   ├── ConfigError            a setting, nemo.toml or NEMO_* variable is wrong
+    │   ├── ModelNotConfigured     no model named, or its key / URL is missing
+    │   ├── MissingExtra           an optional dependency is not installed (names the pip command)
+    │   └── BadInput               the problem text (or another input file) cannot be used
+    ├── RunFailure                 the run could not finish; everything computed so far is kept
+    │   ├── LLMError               the model service failed after retries
+    │   │   ├── LLMUnavailable     connection refused, timeouts, 5xx / 429 past the retry budget
+    │   │   ├── LLMRejected        4xx the service will not retry (bad key, unknown model, bad request)
+    │   │   └── LLMBadResponse     a reply that cannot be used (no choices, unparseable body)
+    │   ├── CostCeilingReached     the next call would exceed the run's cost ceiling
+    │   ├── ExtractionFailed       no usable problem specification came out of the extractor
+    │   ├── AgentFailed            a coding agent ended without an accepted submission
+    │   └── SandboxError           the sandbox itself could not run a command (not: the command failed)
+    └── AgentControl               control flow inside the agent loop; never escapes the loop
+        ├── Submitted              the agent asked to finish and the task accepted it
+        ├── LimitsExceeded         step, token or wall-clock budget used up
+        └── FormatError            a reply the loop could not act on (no/many bash blocks, bad tool call)
+
+Third-party errors (openai, anthropic, subprocess, sqlite) are translated at the boundary that calls them,
+with ``raise ... from``, so callers only ever catch these classes.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentControl",
+    "AgentFailed",
+    "BadInput",
+    "ConfigError",
+    "CostCeilingReached",
+    "ExtractionFailed",
+    "FormatError",
+    "LLMBadResponse",
+    "LLMError",
+    "LLMRejected",
+    "LLMUnavailable",
+    "LimitsExceeded",
+    "MissingExtra",
+    "ModelNotConfigured",
+    "NemoError",
+    "RunFailure",
+    "SandboxError",
+    "Submitted",
+    "UserError",
+]
+
+
+class NemoError(Exception):
+    """Base of every error nemo-opt raises."""
+
+
+class UserError(NemoError):
+    """A mistake the caller can fix; the message says what to do."""
+
+
+class ConfigError(UserError):
+    """A setting has an invalid value or nemo.toml cannot be read."""
+
+
+class ModelNotConfigured(UserError):
+    """No model is configured, or its API key / server URL is missing."""
+
+
+class MissingExtra(UserError):
+    """An optional dependency is needed but not installed."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the '{package}' package, which is not installed. "
+            f"Install it with: pip install 'nemo-opt[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class BadInput(UserError):
+    """The problem description or another input cannot be used as given."""
+
+
+class RunFailure(NemoError):
+    """The run could not finish. Artifacts produced so far stay in the run folder."""
+
+
+class LLMError(RunFailure):
+    """The model service failed."""
+
+
+class LLMUnavailable(LLMError):
+    """The model service could not be reached or kept failing after retries."""
+
+
+class LLMRejected(LLMError):
+    """The model service refused the request (authentication, unknown model, invalid request)."""
+
+
+class LLMBadResponse(LLMError):
+    """The model service answered with something that cannot be used."""
+
+
+class CostCeilingReached(RunFailure):
+    """The run's cost ceiling would be exceeded by the next model call."""
+
+
+class ExtractionFailed(RunFailure):
+    """No usable problem specification could be extracted from the description."""
+
+
+class AgentFailed(RunFailure):
+    """A coding agent ended without an accepted submission."""
+
+
+class SandboxError(RunFailure):
+    """The sandbox could not run a command at all (as opposed to the command failing)."""
+
+
+class AgentControl(Exception):
+    """Control flow inside the agent loop. Caught by the loop; never escapes it."""
+
+
+class Submitted(AgentControl):
+    """The agent finished and its submission was accepted.
+
+    ``observations`` carries the results of the reply's other tool calls, so the conversation stays
+    well-formed (every tool call answered) when it is resumed later.
+    """
+
+    def __init__(self, summary: str, observations: list[object] | None = None) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.observations = observations or []
+
+
+class LimitsExceeded(AgentControl):
+    """The agent used up its step, token or wall-clock budget."""
+
+
+class FormatError(AgentControl):
+    """The model's reply could not be acted on; the message is sent back to the model."""

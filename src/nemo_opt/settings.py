@@ -1,0 +1,216 @@
+"""One settings object, built from defaults, then ``nemo.toml``, then ``NEMO_*`` variables, then CLI flags.
+
+Later sources win. Secrets (API keys) are never settings: they are read from the environment only
+(``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``NEMO_API_KEY``) at the moment a backend needs them.
+
+``nemo.toml`` is looked up at ``$NEMO_CONFIG`` if set, else ``./nemo.toml``, else ``$NEMO_HOME/nemo.toml``.
+Keys are the field names below, at top level (``model = "openai:gpt-4.1"``, ``atol = 1e-7``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nemo_opt.exceptions import ConfigError
+
+__all__ = ["Settings", "config_path", "load_settings"]
+
+ENV_PREFIX = "NEMO_"
+# NEMO_* variables that are not settings fields (so they are not mistaken for typos).
+_NON_FIELD_ENV = {"NEMO_CONFIG", "NEMO_API_KEY"}
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("nemo-opt", appauthor=False))
+
+
+class Settings(BaseModel):
+    """Every knob of nemo-opt. Each field's description is its one-line documentation."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    # --- where things live -------------------------------------------------------------------------------
+    home: Path = Field(default_factory=_default_home, description="Run store, caches and memory live here.")
+    runs_dir: Path | None = Field(None, description="Where run folders are created (default: $NEMO_HOME/runs).")
+    benchmarks_dir: Path | None = Field(None, description="Directory holding the benchmark JSONL files.")
+    memory_dir: Path | None = Field(None, description="Directory holding memory corpora (JSONL).")
+
+    # --- models ------------------------------------------------------------------------------------------
+    model: str | None = Field(None, description="Default model as provider:name, e.g. openai:gpt-4.1.")
+    extract_model: str | None = Field(None, description="Model for extraction (default: model).")
+    judge_model: str | None = Field(None, description="Model for the extraction judge (default: extract_model).")
+    simulator_model: str | None = Field(None, description="Model for the simulator agent (default: model).")
+    optimizer_model: str | None = Field(None, description="Model for the optimizer agents (default: model).")
+    llm_timeout: float = Field(180.0, gt=0, description="Seconds to wait for one model reply.")
+    llm_max_retries: int = Field(4, ge=0, description="Retries on 429, 5xx, timeouts and refused connections.")
+    llm_backoff_max: float = Field(60.0, gt=0, description="Longest single wait between retries, in seconds.")
+    llm_cache: Literal["auto", "on", "off"] = Field(
+        "auto", description="Reply cache: auto caches temperature-0 calls, on caches all, off caches none."
+    )
+    llm_max_tokens: int | None = Field(None, gt=0, description="Cap on tokens per reply (None: the server's).")
+    max_cost_usd: float | None = Field(None, gt=0, description="Cost ceiling per run in USD (None: no ceiling).")
+
+    # --- pipeline ----------------------------------------------------------------------------------------
+    extractions: int = Field(1, ge=1, description="Number of sampled extractions (n).")
+    extract_temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature when extractions > 1.")
+    optimizers: int = Field(1, ge=1, description="Number of independent optimizer agents (T).")
+    agent_temperature: float = Field(0.0, ge=0, le=2, description="Temperature of the coding agents.")
+    repair_rounds: int = Field(3, ge=0, description="Validation-repair rounds per optimizer (R).")
+    atol: float = Field(1e-6, ge=0, description="Absolute tolerance for objective agreement and feasibility.")
+    rtol: float = Field(1e-6, ge=0, description="Relative tolerance for objective agreement and feasibility.")
+    simulate: bool = Field(True, description="Run the simulator and the validation loop (off: ablation).")
+
+    # --- coding agents -----------------------------------------------------------------------------------
+    agent_protocol: Literal["tools", "text"] = Field(
+        "tools", description="tools: native tool calls; text: one fenced bash block per reply."
+    )
+    agent_max_steps: int = Field(40, ge=1, description="Most model turns one agent may take.")
+    agent_max_tokens: int = Field(600_000, ge=1, description="Most tokens (in + out) one agent may spend.")
+    agent_max_seconds: float = Field(1800.0, gt=0, description="Wall-clock budget of one agent, in seconds.")
+    agent_observation_chars: int = Field(12_000, ge=500, description="Longest command output shown to an agent.")
+
+    # --- sandbox -----------------------------------------------------------------------------------------
+    sandbox: Literal["auto", "bwrap", "plain"] = Field(
+        "auto", description="auto uses bubblewrap when present, else a plain subprocess (with a warning)."
+    )
+    sandbox_timeout: float = Field(120.0, gt=0, description="Wall-clock limit of one sandboxed command, seconds.")
+    sandbox_memory_mb: int = Field(4096, ge=64, description="Address-space limit of a sandboxed command, MiB.")
+    sandbox_cpu_seconds: int = Field(300, ge=1, description="CPU-time limit of a sandboxed command, seconds.")
+    sandbox_file_size_mb: int = Field(512, ge=1, description="Largest file a sandboxed command may write, MiB.")
+    sandbox_max_processes: int = Field(256, ge=8, description="Most processes a sandboxed command may run.")
+    sandbox_max_output_mb: int = Field(64, ge=1, description="Output beyond this kills the command, MiB.")
+    sandbox_env_passthrough: list[str] = Field(
+        default_factory=list, description="Extra environment variables passed into the sandbox (never secrets)."
+    )
+
+    @model_validator(mode="after")
+    def _resolve_paths(self) -> Settings:
+        object.__setattr__(self, "home", self.home.expanduser())
+        for name in ("runs_dir", "benchmarks_dir", "memory_dir"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, Path(value).expanduser())
+        return self
+
+    @property
+    def run_root(self) -> Path:
+        """Directory under which run folders are created."""
+        return self.runs_dir or self.home / "runs"
+
+    @property
+    def store_path(self) -> Path:
+        """The SQLite run store."""
+        return self.home / "nemo.db"
+
+    @property
+    def cache_path(self) -> Path:
+        """The SQLite reply cache."""
+        return self.home / "cache" / "llm.db"
+
+    def model_for(self, stage: Literal["extract", "judge", "simulator", "optimizer"]) -> str | None:
+        """The model name a stage uses, after per-stage overrides."""
+        if stage == "judge":
+            return self.judge_model or self.extract_model or self.model
+        override: str | None = getattr(self, f"{stage}_model")
+        return override or self.model
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The nemo.toml that applies, or None when there is none."""
+    env = os.environ if environ is None else environ
+    if env.get("NEMO_CONFIG"):
+        path = Path(env["NEMO_CONFIG"]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"NEMO_CONFIG points to {path}, which does not exist. Fix the path or unset it.")
+        return path
+    local = Path("nemo.toml")
+    if local.is_file():
+        return local
+    home = Path(env.get("NEMO_HOME") or _default_home()).expanduser()
+    candidate = home / "nemo.toml"
+    return candidate if candidate.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"Cannot read {path}: {exc}. Fix the file or remove it.") from exc
+    unknown = sorted(set(data) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}. Valid names: {', '.join(sorted(Settings.model_fields))}."
+        )
+    return data
+
+
+def _env_value(name: str, raw: str) -> Any:
+    annotation = str(Settings.model_fields[name].annotation)
+    if "list" in annotation:
+        stripped = raw.strip()
+        if stripped.startswith("["):
+            try:
+                return json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()}: not a JSON list ({exc}).") from exc
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if raw.strip().lower() in {"", "none", "null"} and "None" in annotation:
+        return None
+    return raw
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key in _NON_FIELD_ENV:
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name in Settings.model_fields:
+            values[name] = _env_value(name, raw)
+    return values
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings: defaults, then nemo.toml, then NEMO_* environment, then ``overrides`` (CLI flags).
+
+    ``None`` values in ``overrides`` mean "flag not given" and are skipped.
+    """
+    env = os.environ if environ is None else environ
+    merged: dict[str, Any] = {}
+    path = config or config_path(env)
+    sources: dict[str, str] = {}
+    if path is not None:
+        for key, value in _read_toml(path).items():
+            merged[key] = value
+            sources[key] = str(path)
+    for key, value in _from_env(env).items():
+        merged[key] = value
+        sources[key] = f"{ENV_PREFIX}{key.upper()}"
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in Settings.model_fields:
+            raise ConfigError(f"Unknown setting '{key}'.")
+        merged[key] = value
+        sources[key] = "command line"
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"{field} (from {sources.get(field, 'defaults')}): {err['msg']}, got {err.get('input')!r}")
+        raise ConfigError("Invalid settings:\n  " + "\n  ".join(problems)) from exc

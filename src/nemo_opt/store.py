@@ -1,0 +1,254 @@
+"""The run store: one SQLite file (WAL mode) with runs, their stages and every model call.
+
+Each thread gets its own connection, so concurrent agents and benchmark workers can write at once.
+The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` upgrades old files in place.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nemo_opt.exceptions import ConfigError
+
+__all__ = ["LLMCallRecord", "RunStore"]
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        folder TEXT NOT NULL,
+        title TEXT NOT NULL DEFAULT '',
+        problem_sha256 TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'running',
+        verified INTEGER,
+        objective REAL,
+        finished_at REAL,
+        result_json TEXT
+    );
+    CREATE TABLE stages (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        stage TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        detail_json TEXT,
+        PRIMARY KEY (run_id, stage)
+    );
+    CREATE TABLE llm_calls (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT,
+        stage TEXT NOT NULL DEFAULT '',
+        template TEXT NOT NULL DEFAULT '',
+        template_version TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        seconds REAL NOT NULL DEFAULT 0,
+        cost_usd REAL,
+        cached INTEGER NOT NULL DEFAULT 0,
+        retries INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX llm_calls_run ON llm_calls(run_id);
+    """,
+]
+
+
+@dataclass(frozen=True)
+class LLMCallRecord:
+    """One model call as logged."""
+
+    run_id: str | None
+    stage: str
+    template: str
+    template_version: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    cost_usd: float | None = None
+    cached: bool = False
+    retries: int = 0
+    error: str | None = None
+
+
+class RunStore:
+    """Access to the SQLite run store at ``path`` (created on first use)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._migrate_lock = threading.Lock()
+        self._migrated = False
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=True)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"Cannot open the run store {self.path}: {exc}. Set NEMO_HOME to a writable folder."
+            ) from exc
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self._local.conn = conn
+        with self._migrate_lock:
+            if not self._migrated:
+                self._apply_migrations(conn)
+                self._migrated = True
+        return conn
+
+    @staticmethod
+    def _apply_migrations(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for index in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[index].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {index + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # --- runs ---------------------------------------------------------------------------------------------
+    def create_run(self, run_id: str, folder: Path, title: str, problem_sha256: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO runs (id, created_at, folder, title, problem_sha256) VALUES (?, ?, ?, ?, ?)",
+                (run_id, time.time(), str(folder), title, problem_sha256),
+            )
+
+    def finish_run(self, run_id: str, status: str, verified: bool | None, objective: float | None, result: Any) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE runs SET status=?, verified=?, objective=?, finished_at=?, result_json=? WHERE id=?",
+                (
+                    status,
+                    None if verified is None else int(verified),
+                    objective,
+                    time.time(),
+                    json.dumps(result),
+                    run_id,
+                ),
+            )
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        row = self._connect().execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        return dict(row) if row else None
+
+    def find_runs(self, prefix: str) -> list[dict[str, Any]]:
+        rows = self._connect().execute(
+            "SELECT * FROM runs WHERE id LIKE ? ORDER BY created_at DESC", (prefix.replace("%", "") + "%",)
+        )
+        return [dict(r) for r in rows]
+
+    def recent_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self._connect().execute("SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
+
+    # --- stages -------------------------------------------------------------------------------------------
+    def stage_started(self, run_id: str, stage: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO stages (run_id, stage, status, started_at) VALUES (?, ?, 'running', ?) "
+                "ON CONFLICT(run_id, stage) DO UPDATE SET status='running', started_at=excluded.started_at, "
+                "finished_at=NULL, detail_json=NULL",
+                (run_id, stage, time.time()),
+            )
+
+    def stage_finished(self, run_id: str, stage: str, status: str, detail: Any = None) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE stages SET status=?, finished_at=?, detail_json=? WHERE run_id=? AND stage=?",
+                (status, time.time(), json.dumps(detail), run_id, stage),
+            )
+
+    def stages(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._connect().execute("SELECT * FROM stages WHERE run_id=? ORDER BY started_at", (run_id,))
+        return [dict(r) for r in rows]
+
+    # --- model calls --------------------------------------------------------------------------------------
+    def log_llm_call(self, record: LLMCallRecord) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO llm_calls (run_id, stage, template, template_version, model, prompt_tokens, "
+                "completion_tokens, seconds, cost_usd, cached, retries, error, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.run_id,
+                    record.stage,
+                    record.template,
+                    record.template_version,
+                    record.model,
+                    record.prompt_tokens,
+                    record.completion_tokens,
+                    record.seconds,
+                    record.cost_usd,
+                    int(record.cached),
+                    record.retries,
+                    record.error,
+                    time.time(),
+                ),
+            )
+
+    def llm_calls(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._connect().execute("SELECT * FROM llm_calls WHERE run_id=? ORDER BY id", (run_id,))
+        return [dict(r) for r in rows]
+
+    def llm_totals(self, run_id: str) -> dict[str, Any]:
+        """Summed tokens, cost and seconds of a run's model calls, per stage and overall."""
+        rows = (
+            self._connect()
+            .execute(
+                "SELECT stage, COUNT(*) AS calls, SUM(prompt_tokens) AS prompt_tokens, "
+                "SUM(completion_tokens) AS completion_tokens, SUM(seconds) AS seconds, SUM(cost_usd) AS cost_usd, "
+                "SUM(cost_usd IS NULL AND cached = 0) AS unpriced, SUM(cached) AS cached "
+                "FROM llm_calls WHERE run_id=? GROUP BY stage",
+                (run_id,),
+            )
+            .fetchall()
+        )
+        per_stage = {r["stage"]: {k: v for k, v in dict(r).items() if k != "stage"} for r in rows}
+        total: dict[str, Any] = {
+            key: sum((s[key] or 0) for s in per_stage.values())
+            for key in ("calls", "prompt_tokens", "completion_tokens", "seconds", "unpriced", "cached")
+        }
+        costs = [s["cost_usd"] for s in per_stage.values() if s["cost_usd"] is not None]
+        total["cost_usd"] = sum(costs) if costs else None
+        return {"total": total, "per_stage": per_stage}
