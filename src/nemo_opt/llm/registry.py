@@ -1,0 +1,143 @@
+"""Model names (``provider:model``) and the backends they build.
+
+Accepted forms::
+
+    openai:MODEL                   official OpenAI endpoint (OPENAI_API_KEY; OPENAI_BASE_URL honoured)
+    openai-compatible:MODEL@URL    any OpenAI-compatible server (NEMO_API_KEY if it needs a key)
+    ollama:MODEL                   Ollama's OpenAI-compatible endpoint ($OLLAMA_HOST or 127.0.0.1:11434)
+    anthropic:MODEL                Anthropic Messages API (ANTHROPIC_API_KEY; needs the anthropic extra)
+
+API keys are read from the environment when a backend is built, never from settings or files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from nemo_opt.exceptions import ModelNotConfigured
+from nemo_opt.llm.anthropic_backend import ANTHROPIC_URL, AnthropicChat
+from nemo_opt.llm.base import LLM
+from nemo_opt.llm.openai_backend import OPENAI_URL, OpenAIChat
+from nemo_opt.settings import Settings
+
+__all__ = ["PROVIDERS", "ModelRef", "create_llm", "parse_model_name"]
+
+PROVIDERS = ("openai", "openai-compatible", "ollama", "anthropic")
+OLLAMA_URL = "http://127.0.0.1:11434/v1"
+# Local servers ignore the key, but the SDK refuses to send a request without one.
+_PLACEHOLDER_KEY = "not-needed"
+_LOCAL_EXAMPLE = "--model openai-compatible:qwen@http://127.0.0.1:8080/v1"
+_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+# Model names may contain "@" themselves, so the URL is recognised by its scheme.
+_COMPATIBLE = re.compile(r"^(?P<model>.+?)@(?P<url>[A-Za-z][A-Za-z0-9+.-]*://.*)$")
+
+_FORMS = f"""Use one of:
+  openai:MODEL                  e.g. openai:gpt-4.1              (key from OPENAI_API_KEY)
+  anthropic:MODEL               e.g. anthropic:claude-sonnet-4-5 (key from ANTHROPIC_API_KEY)
+  ollama:MODEL                  e.g. ollama:qwen2.5-coder:32b    (server at $OLLAMA_HOST or {OLLAMA_URL})
+  openai-compatible:MODEL@URL   e.g. openai-compatible:qwen@http://127.0.0.1:8080/v1 (NEMO_API_KEY if needed)"""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed model name. ``base_url`` None means the provider's official endpoint."""
+
+    provider: str
+    model: str
+    base_url: str | None = None
+
+    @property
+    def key_env(self) -> str:
+        """The environment variable the API key is read from."""
+        return _KEY_ENV.get(self.provider, "NEMO_API_KEY")
+
+
+def _bad_name(name: str, why: str) -> ModelNotConfigured:
+    hint = ""
+    bare = name.strip()
+    if bare and ":" not in bare:
+        if bare.startswith(("gpt", "o1", "o3", "o4")):
+            hint = f" Did you mean openai:{bare}?"
+        elif bare.startswith("claude"):
+            hint = f" Did you mean anthropic:{bare}?"
+    return ModelNotConfigured(f"Model name {name!r}: {why}.{hint}\n{_FORMS}")
+
+
+def _ollama_url(host: str | None) -> str:
+    if not host:
+        return OLLAMA_URL
+    # OLLAMA_HOST is the server's bind address ("0.0.0.0", "host:port", "http://host:port"); make it a client URL.
+    parts = urlsplit(host if "://" in host else f"http://{host}")
+    hostname = parts.hostname or "127.0.0.1"
+    if hostname in ("0.0.0.0", "::"):
+        hostname = "127.0.0.1"
+    if ":" in hostname:
+        hostname = f"[{hostname}]"
+    path = parts.path.rstrip("/")
+    if not path.endswith("/v1"):
+        path += "/v1"
+    return f"{parts.scheme}://{hostname}:{parts.port or 11434}{path}"
+
+
+def parse_model_name(name: str, *, environ: Mapping[str, str] | None = None) -> ModelRef:
+    """Parse ``provider:model`` (see the module docstring); raises :class:`ModelNotConfigured` on a bad name.
+
+    ``environ`` (default ``os.environ``) supplies ``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL`` and ``OLLAMA_HOST``.
+    """
+    env = os.environ if environ is None else environ
+    provider, sep, rest = name.strip().partition(":")
+    if not sep:
+        raise _bad_name(name, "no provider given")
+    if provider not in PROVIDERS:
+        raise _bad_name(name, f"unknown provider '{provider}'")
+    rest = rest.strip()
+    if provider == "openai-compatible":
+        match = _COMPATIBLE.match(rest)
+        if match is None:
+            raise _bad_name(name, "openai-compatible needs MODEL@URL")
+        url = match["url"].rstrip("/")
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise _bad_name(name, f"the server URL {url!r} must start with http:// or https:// and name a host")
+        return ModelRef(provider, match["model"], url)
+    if not rest:
+        raise _bad_name(name, "the model part is empty")
+    if provider == "ollama":
+        return ModelRef(provider, rest, _ollama_url(env.get("OLLAMA_HOST")))
+    base_env = "OPENAI_BASE_URL" if provider == "openai" else "ANTHROPIC_BASE_URL"
+    return ModelRef(provider, rest, env.get(base_env) or None)
+
+
+def create_llm(name: str, settings: Settings, *, environ: Mapping[str, str] | None = None) -> LLM:
+    """Build the backend for ``name``, reading its API key from ``environ`` (default ``os.environ``).
+
+    Raises :class:`ModelNotConfigured` for a bad name or a missing key, :class:`MissingExtra` when the
+    provider's optional package is not installed.
+    """
+    env = os.environ if environ is None else environ
+    if not name or not name.strip():
+        raise ModelNotConfigured(f"No model configured. Pass --model or set NEMO_MODEL.\n{_FORMS}")
+    ref = parse_model_name(name, environ=env)
+    label = name.strip()
+    key = env.get(ref.key_env) or ""
+    if not key:
+        if ref.provider in _KEY_ENV:
+            raise ModelNotConfigured(
+                f"{label} needs an API key: export {ref.key_env}=<your key>. "
+                f"To use a local OpenAI-compatible server instead, pass e.g. {_LOCAL_EXAMPLE}"
+            )
+        key = _PLACEHOLDER_KEY
+    if ref.provider == "anthropic":
+        return AnthropicChat(ref.model, settings, api_key=key, base_url=ref.base_url or ANTHROPIC_URL, name=label)
+    return OpenAIChat(
+        ref.model,
+        settings,
+        api_key=key,
+        base_url=ref.base_url or OPENAI_URL,
+        key_env=ref.key_env,
+        official=ref.provider == "openai",
+        name=label,
+    )

@@ -1,0 +1,239 @@
+"""A loopback OpenAI-compatible HTTP server answering from a script, for tests that go through the real SDK.
+
+Usage::
+
+    with OpenAICompatServer([Reply("hello")]) as server:
+        llm = OpenAIChat("scripted", settings, api_key="x", base_url=server.url)
+        assert llm.complete([Message("user", "hi")]).first.text == "hello"
+        assert server.chat_requests[0]["messages"][0]["content"] == "hi"
+
+Replies can inject faults: an error ``status`` (with an OpenAI-style error body), ``headers`` such as
+``Retry-After``, a ``delay`` before answering, or a ``raw_body`` sent verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from functools import partial
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from nemo_opt.testing.scripted import Script, as_script_function, reply_usage
+
+__all__ = ["OpenAICompatServer", "RecordedRequest"]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One HTTP request the server received: header names lower-cased, ``body`` the parsed JSON or None."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    payload: bytes
+    headers: dict[str, str]
+    delay: float = 0.0
+
+
+def _json_answer(status: int, data: Any, headers: dict[str, str] | None = None, delay: float = 0.0) -> _Answer:
+    return _Answer(status, json.dumps(data).encode("utf-8"), headers or {}, delay)
+
+
+def _error_answer(status: int, message: str, headers: dict[str, str] | None = None, delay: float = 0.0) -> _Answer:
+    kind = "server_error" if status >= 500 else "rate_limit_error" if status == 429 else "invalid_request_error"
+    error = {"message": message or HTTPStatus(status).phrase, "type": kind, "param": None, "code": None}
+    return _json_answer(status, {"error": error}, headers, delay)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # HTTP/1.0 closes the connection after each answer, so no keep-alive thread outlives the server.
+    protocol_version = "HTTP/1.0"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the per-request access log."""
+
+    def _serve(self, method: str) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = None
+        owner = self.server.owner
+        owner.record(RecordedRequest(method, path, {k.lower(): v for k, v in self.headers.items()}, body))
+        answer = owner.answer(method, path, body, bad_json=bool(raw) and body is None)
+        if answer.delay > 0 and owner.stopping.wait(answer.delay):
+            return
+        try:
+            self.send_response(answer.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer.payload)))
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(answer.payload)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (e.g. its timeout fired during a scripted delay); nothing left to do.
+            return
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, owner: OpenAICompatServer) -> None:
+        self.owner = owner
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+
+class OpenAICompatServer:
+    """OpenAI-compatible ``/v1/chat/completions`` and ``/v1/models`` on 127.0.0.1, answering from a script.
+
+    ``n`` in a request calls the script ``n`` times, unless ``ignore_n`` (like llama.cpp, one choice per
+    request). The first reply of a request decides its faults. Script errors (such as
+    :class:`~nemo_opt.testing.scripted.ScriptExhausted`) are answered with HTTP 400, so the client fails at
+    once instead of retrying, and re-raised when the ``with`` block ends without another exception.
+    """
+
+    def __init__(self, script: Script, *, model: str = "scripted", ignore_n: bool = False) -> None:
+        self.model = model
+        self.ignore_n = ignore_n
+        self.stopping = threading.Event()
+        self.errors: list[Exception] = []
+        self._script = as_script_function(script)
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._next_id = 0
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL for an OpenAI client, ``http://127.0.0.1:PORT/v1``."""
+        if self._httpd is None:
+            raise RuntimeError("the server is not running; use it as a context manager or call start()")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every request received so far, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def chat_requests(self) -> list[dict[str, Any]]:
+        """JSON bodies of the chat-completion requests received so far."""
+        return [r.body for r in self.requests if r.path == "/v1/chat/completions" and isinstance(r.body, dict)]
+
+    def record(self, request: RecordedRequest) -> None:
+        """Append ``request`` to :attr:`requests` (called by the handler threads)."""
+        with self._lock:
+            self._requests.append(request)
+
+    def _call_id(self) -> str:
+        with self._lock:
+            self._next_id += 1
+            return f"call_{self._next_id}"
+
+    def answer(self, method: str, path: str, body: Any, *, bad_json: bool = False) -> _Answer:
+        """The answer to one request."""
+        if method == "GET" and path == "/v1/models":
+            model = {"id": self.model, "object": "model", "created": int(time.time()), "owned_by": "nemo-opt"}
+            return _json_answer(200, {"object": "list", "data": [model]})
+        if method != "POST" or path != "/v1/chat/completions":
+            return _error_answer(404, f"no route for {method} {path}")
+        if bad_json or not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return _error_answer(400, "the request body must be a JSON object with a 'messages' list")
+        try:
+            return self._chat(body)
+        except Exception as exc:
+            with self._lock:
+                self.errors.append(exc)
+            return _error_answer(400, f"scripted server: the script raised {type(exc).__name__}: {exc}")
+
+    def _chat(self, body: dict[str, Any]) -> _Answer:
+        messages: list[dict[str, Any]] = body["messages"]
+        tools = body.get("tools") or None
+        first = self._script(messages, tools)
+        if first.status != 200:
+            return _error_answer(first.status, first.text, first.headers, first.delay)
+        if first.raw_body is not None:
+            return _Answer(200, first.raw_body.encode("utf-8"), first.headers, first.delay)
+        n = 1 if self.ignore_n else max(1, int(body.get("n") or 1))
+        replies = [first] + [self._script(messages, tools) for _ in range(n - 1)]
+        choices = []
+        prompt = completion = 0
+        for index, reply in enumerate(replies):
+            calls = [
+                {"id": self._call_id(), "type": "function", "function": {"name": name, "arguments": args}}
+                for name, args in reply.arguments()
+            ]
+            message: dict[str, Any] = {"role": "assistant", "content": reply.text or (None if calls else "")}
+            if calls:
+                message["tool_calls"] = calls
+            choices.append({"index": index, "message": message, "finish_reason": reply.finish})
+            reply_prompt, reply_completion = reply_usage(reply, messages)
+            prompt = prompt or reply_prompt
+            completion += reply_completion
+        data = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": str(body.get("model") or self.model),
+            "choices": choices,
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+        }
+        return _json_answer(200, data, first.headers, first.delay)
+
+    def start(self) -> OpenAICompatServer:
+        """Bind a free port and serve in a background thread."""
+        if self._httpd is not None:
+            raise RuntimeError("the server is already running")
+        self.stopping.clear()
+        self._httpd = _Server(self)
+        # A short poll interval keeps close() fast: shutdown() waits for the serving loop to notice.
+        serve = partial(self._httpd.serve_forever, poll_interval=0.02)
+        self._thread = threading.Thread(target=serve, name="openai-compat-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving, wake any delayed answers, and release the port."""
+        if self._httpd is None:
+            return
+        self.stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> OpenAICompatServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+        if exc_type is None and self.errors:
+            raise self.errors[0]
