@@ -1,0 +1,203 @@
+"""The bubblewrap backend: the plain machinery, plus fresh namespaces and a filesystem holding only what code needs."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from nemo_opt.exceptions import SandboxError
+from nemo_opt.sandbox._limits import MIB, launcher_argv
+from nemo_opt.sandbox._process import ProcessOutcome, run_process
+from nemo_opt.sandbox.base import Limits
+from nemo_opt.sandbox.local import BASH, SubprocessSandbox
+
+__all__ = ["BWRAP_FIX", "BwrapSandbox", "bwrap_available", "bwrap_problem"]
+
+BWRAP_FIX = (
+    "Install bubblewrap (Debian/Ubuntu: `apt install bubblewrap`; Fedora: `dnf install bubblewrap`) and make sure "
+    "unprivileged user namespaces are enabled (sysctl user.max_user_namespaces > 0)."
+)
+_NOT_INSTALLED = "bwrap is not installed (not found on PATH)"
+_PROBE_TIMEOUT = 10.0
+# Used when the caller is root: a non-zero uid inside the namespace leaves the command without capabilities.
+_SANDBOX_UID = "1000"
+_SYSTEM_DIRS = ("/bin", "/lib", "/lib32", "/lib64", "/libx32", "/sbin")
+# What programs read from /etc to start, resolve users and names, and verify TLS; everything else stays hidden.
+_ETC_ENTRIES = (
+    "alternatives",
+    "ca-certificates",
+    "fonts",
+    "group",
+    "host.conf",
+    "hosts",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "mime.types",
+    "nsswitch.conf",
+    "os-release",
+    "passwd",
+    "protocols",
+    "services",
+    "ssl",
+    "timezone",
+)
+
+
+def _namespace_args() -> list[str]:
+    args = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--hostname", "nemo-sandbox"]
+    if os.getuid() == 0:
+        args += ["--uid", _SANDBOX_UID, "--gid", _SANDBOX_UID, "--cap-drop", "ALL"]
+    return args
+
+
+def _python_roots() -> list[Path]:
+    """Directories holding this interpreter and its packages, outermost first, none inside another or /usr."""
+    interpreter_dir = Path(sys.executable).parent
+    candidates = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), interpreter_dir.resolve()}
+    # A symlinked prefix is reached by both names: the one Python reports and the one its symlinks point to.
+    candidates |= {path.resolve() for path in candidates}
+    kept: list[Path] = [Path("/usr")]
+    for path in sorted(candidates, key=lambda p: len(p.parts)):
+        if path.is_dir() and not any(path.is_relative_to(root) for root in kept):
+            kept.append(path)
+    return kept[1:]
+
+
+@functools.cache
+def _system_args() -> tuple[str, ...]:
+    """Read-only binds of the system and the Python environment (the host layout does not change while we run)."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in _SYSTEM_DIRS:
+        path = Path(name)
+        if path.is_symlink():
+            args += ["--symlink", str(path.readlink()), name]
+        elif path.is_dir():
+            args += ["--ro-bind", name, name]
+    for entry in _ETC_ENTRIES:
+        path = Path("/etc", entry)
+        if path.exists():
+            args += ["--ro-bind", str(path), str(path)]
+    for root in _python_roots():
+        args += ["--ro-bind", str(root), str(root)]
+    return tuple(args)
+
+
+@functools.cache
+def _probe(bwrap: str) -> str | None:
+    """Start ``true`` in a sandbox like the real ones; the reason it failed, or None when it works."""
+    argv = [bwrap, *_namespace_args(), *_system_args(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    try:
+        done = subprocess.run(
+            [*argv, "--", "/bin/true"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env={},
+            timeout=_PROBE_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"running {bwrap} failed: {exc}"
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).decode("utf-8", errors="replace").strip()
+        return f"{bwrap} cannot create a sandbox here: {detail or f'exit code {done.returncode}'}"
+    return None
+
+
+def bwrap_problem() -> str | None:
+    """Why bubblewrap cannot be used on this machine, or None when it can (probed once per process)."""
+    path = shutil.which("bwrap")
+    if path is None:
+        return _NOT_INSTALLED
+    return _probe(path)
+
+
+def bwrap_available() -> bool:
+    """Whether ``bwrap`` is on PATH and can actually start a sandbox here."""
+    return bwrap_problem() is None
+
+
+def _read_available(fd: int) -> bytes:
+    os.set_blocking(fd, False)
+    chunks = []
+    with contextlib.suppress(BlockingIOError):
+        while chunk := os.read(fd, 4096):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class BwrapSandbox(SubprocessSandbox):
+    """Runs each command in fresh namespaces (no network), seeing the system read-only and only the workspace."""
+
+    name: str = "bwrap"
+    containment: str = (
+        "bubblewrap: no network, system and Python environment read-only, the workspace the only writable host "
+        "path, home directories and other files hidden, every process killed with the command, plus timeouts, "
+        "rlimits and a scrubbed environment; not contained: kernel exploits, and CPU and memory use up to the limits"
+    )
+
+    def __init__(
+        self,
+        workspace: Path,
+        limits: Limits | None = None,
+        *,
+        env_passthrough: Sequence[str] = (),
+        bwrap: str | None = None,
+    ) -> None:
+        path = bwrap or shutil.which("bwrap")
+        problem = _NOT_INSTALLED if path is None else _probe(path)
+        if path is None or problem is not None:
+            raise SandboxError(f"The bubblewrap sandbox cannot be used: {problem}. {BWRAP_FIX}")
+        super().__init__(workspace, limits, env_passthrough=env_passthrough)
+        self.bwrap = path
+
+    def _tmpdir(self) -> str:
+        return "/tmp"
+
+    def _arguments(self, cwd: Path, env: dict[str, str], status_fd: int) -> list[str]:
+        workspace = str(self.workspace)
+        args = [*_namespace_args(), *_system_args(), "--proc", "/proc", "--dev", "/dev"]
+        # tmpfs pages are not part of any process's address space, so RLIMIT_AS does not bound them; --size does.
+        args += ["--size", str(self.limits.memory_mb * MIB), "--tmpfs", "/tmp"]
+        # Bound after /tmp so that a workspace living under /tmp is not hidden by the tmpfs.
+        args += ["--bind", workspace, workspace, "--chdir", str(cwd), "--clearenv"]
+        for name, value in env.items():
+            args += ["--setenv", name, value]
+        # bwrap writes the command's exit code to this fd only when the sandbox was set up and the command started;
+        # its absence tells bwrap's own failures apart from a command that failed.
+        args += ["--json-status-fd", str(status_fd), "--"]
+        return args
+
+    def _execute(self, command: str, cwd: Path, env: dict[str, str], timeout: float) -> ProcessOutcome:
+        read_fd, write_fd = os.pipe()
+        try:
+            argv = launcher_argv(self.limits, [self.bwrap, *self._arguments(cwd, env, write_fd), BASH, "-c", command])
+            outcome = run_process(
+                argv,
+                cwd=cwd,
+                env=env,
+                timeout=timeout,
+                max_output_bytes=self.max_output_bytes,
+                pass_fds=(write_fd,),
+            )
+            os.close(write_fd)
+            write_fd = -1
+            status = _read_available(read_fd)
+        finally:
+            for fd in (read_fd, write_fd):
+                if fd >= 0:
+                    os.close(fd)
+        killed_by_us = outcome.timed_out or outcome.output_exceeded
+        if b'"exit-code"' not in status and not killed_by_us:
+            detail = outcome.output.strip()[-2000:] or f"exit code {outcome.exit_code}"
+            raise SandboxError(f"bubblewrap could not start the command: {detail}. {BWRAP_FIX}")
+        # bwrap exits before its in-namespace init is reaped, so the rusage wait4 returned is bwrap's own CPU time.
+        return dataclasses.replace(outcome, cpu_seconds=None)

@@ -1,0 +1,154 @@
+"""The plain subprocess backend, and the base class every subprocess-based backend shares."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from nemo_opt.exceptions import SandboxError
+from nemo_opt.sandbox._env import MARKER_VAR, accepted_names, add_variables, base_environment
+from nemo_opt.sandbox._limits import MIB, detect_limit, launcher_argv
+from nemo_opt.sandbox._proc import proc_pids, read_proc
+from nemo_opt.sandbox._process import ProcessOutcome, run_process
+from nemo_opt.sandbox.base import ExecResult, Limits
+
+__all__ = ["PlainSandbox", "SubprocessSandbox", "kill_marked_processes"]
+
+BASH = "/bin/bash"
+# A sweep that keeps finding new marked processes is racing a fork loop; each pass kills what it saw.
+_MAX_SWEEPS = 10
+
+
+class SubprocessSandbox(ABC):
+    """Runs each command as a fresh process group under rlimits, a timeout and an output cap.
+
+    Subclasses decide how the command is wrapped (``_execute``) and what they can contain (``containment``).
+    """
+
+    name: str
+    containment: str
+
+    def __init__(self, workspace: Path, limits: Limits | None = None, *, env_passthrough: Sequence[str] = ()) -> None:
+        workspace.mkdir(parents=True, exist_ok=True)
+        self.workspace = workspace.resolve()
+        self.limits = limits or Limits()
+        self.env_passthrough = accepted_names(env_passthrough)
+
+    def describe(self) -> str:
+        """One line for the CLI: the backend, its workspace and its limits."""
+        lim = self.limits
+        return (
+            f"{self.name} sandbox in {self.workspace}: timeout {lim.timeout:g}s, memory {lim.memory_mb} MiB, "
+            f"CPU {lim.cpu_seconds}s, files {lim.file_size_mb} MiB, {lim.max_processes} processes, "
+            f"output {lim.max_output_mb} MiB"
+        )
+
+    def describe_containment(self) -> str:
+        """What this backend contains and what it does not, in one sentence."""
+        return self.containment
+
+    def resolve_cwd(self, cwd: Path) -> Path:
+        """``cwd`` as an absolute directory inside the workspace (relative paths are taken from the workspace)."""
+        path = (self.workspace / cwd).resolve()
+        if not path.is_relative_to(self.workspace):
+            raise SandboxError(f"Working directory {cwd} is outside the sandbox workspace {self.workspace}.")
+        if not path.is_dir():
+            raise SandboxError(f"Working directory {path} does not exist or is not a directory.")
+        return path
+
+    def run(
+        self,
+        command: str,
+        *,
+        cwd: Path,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        """Run ``command`` with bash in ``cwd`` (inside the workspace) under the limits, and wait for it.
+
+        ``timeout`` overrides ``limits.timeout``; ``env`` adds variables (secret-looking names are refused).
+        """
+        workdir = self.resolve_cwd(cwd)
+        variables = base_environment(self.name, self.workspace, self._tmpdir())
+        add_variables(variables, self.env_passthrough, env)
+        wall = self.limits.timeout if timeout is None else timeout
+        outcome = self._execute(command, workdir, variables, wall)
+        return ExecResult(
+            command=command,
+            exit_code=outcome.exit_code,
+            output=outcome.output,
+            seconds=outcome.seconds,
+            limit_hit=detect_limit(outcome, self.limits),
+            truncated=outcome.truncated,
+            output_bytes=outcome.output_bytes,
+            backend=self.name,
+        )
+
+    @property
+    def max_output_bytes(self) -> int:
+        """Output beyond this many bytes kills the command."""
+        return self.limits.max_output_mb * MIB
+
+    @abstractmethod
+    def _tmpdir(self) -> str:
+        """TMPDIR as the command sees it."""
+
+    @abstractmethod
+    def _execute(self, command: str, cwd: Path, env: dict[str, str], timeout: float) -> ProcessOutcome:
+        """Launch ``command`` in ``cwd`` with exactly ``env`` and return how it ended."""
+
+
+class PlainSandbox(SubprocessSandbox):
+    """A plain subprocess: timeouts, rlimits and a scrubbed environment, but no filesystem or network isolation."""
+
+    name: str = "plain"
+    containment: str = (
+        "plain subprocess: timeouts, rlimits and a scrubbed environment only; code can reach the network, "
+        "write anywhere and read any file this user can, and daemons that change their environment can outlive it"
+    )
+
+    def _tmpdir(self) -> str:
+        return str(self.workspace / ".tmp")
+
+    def _execute(self, command: str, cwd: Path, env: dict[str, str], timeout: float) -> ProcessOutcome:
+        Path(self._tmpdir()).mkdir(exist_ok=True)
+        marker = uuid.uuid4().hex
+        env[MARKER_VAR] = marker
+        return run_process(
+            launcher_argv(self.limits, [BASH, "-c", command]),
+            cwd=cwd,
+            env=env,
+            timeout=timeout,
+            max_output_bytes=self.max_output_bytes,
+            after_exit=lambda: kill_marked_processes(marker),
+        )
+
+
+def _environ_has(pid: str, needle: bytes) -> bool:
+    environ = read_proc(pid, "environ")  # None: gone already, or another user's process
+    return environ is not None and needle in environ.split(b"\0")
+
+
+def kill_marked_processes(marker: str) -> int:
+    """SIGKILL every process whose initial environment carries ``NEMO_SANDBOX_ID=<marker>``; returns how many.
+
+    This catches what a process-group kill misses: processes that called ``setsid`` or ``setpgid`` to leave the
+    group (daemons). A process that exec'd with a new environment no longer carries the marker and is not found.
+    """
+    needle = f"{MARKER_VAR}={marker}".encode()
+    own = str(os.getpid())
+    killed: set[str] = set()
+    for _ in range(_MAX_SWEEPS):
+        found = [pid for pid in proc_pids() if pid != own and pid not in killed and _environ_has(pid, needle)]
+        if not found:
+            break
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(pid), signal.SIGKILL)
+            killed.add(pid)
+    return len(killed)

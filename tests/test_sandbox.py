@@ -1,0 +1,426 @@
+"""Sandbox backends against real processes: limits, cleanup, containment, environment and backend choice."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from nemo_opt.exceptions import SandboxError
+from nemo_opt.sandbox import (
+    BwrapSandbox,
+    Limit,
+    Limits,
+    PlainSandbox,
+    Sandbox,
+    SandboxWarning,
+    SubprocessSandbox,
+    bwrap_available,
+    bwrap_problem,
+    factory,
+    make_sandbox,
+    sandbox_from_settings,
+)
+from nemo_opt.sandbox import bwrap as bwrap_module
+from nemo_opt.sandbox._limits import detect_limit
+from nemo_opt.sandbox._process import ProcessOutcome
+from nemo_opt.settings import Settings
+
+BWRAP_OK = bwrap_available()
+SKIP_WITHOUT_BWRAP = pytest.mark.skipif(not BWRAP_OK, reason=f"bubblewrap is unusable here: {bwrap_problem()}")
+NEEDS_BWRAP = [pytest.mark.bwrap, SKIP_WITHOUT_BWRAP]
+BACKENDS = [pytest.param("plain", id="plain"), pytest.param("bwrap", id="bwrap", marks=NEEDS_BWRAP)]
+
+
+@pytest.fixture(params=BACKENDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    path = tmp_path / "ws"
+    path.mkdir()
+    return path
+
+
+def sandbox(kind: str, workspace: Path, **limits: float) -> SubprocessSandbox:
+    return make_sandbox(kind, workspace, Limits(**{"timeout": 20.0, **limits}))
+
+
+def token() -> str:
+    """A sleep duration nobody else on the machine uses, to find our processes by their command line."""
+    return f"{random.randint(100, 999)}.{random.randint(100000, 999999)}"
+
+
+def running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")  # a zombie has already died
+
+
+def host_pids_with(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline and running(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def eventually(check: Callable[[], bool], seconds: float = 3.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
+
+
+# --- basics ------------------------------------------------------------------------------------------------------
+
+
+def test_output_exit_code_and_backend(kind: str, workspace: Path) -> None:
+    box = sandbox(kind, workspace)
+    assert isinstance(box, Sandbox)
+    result = box.run("echo hello; echo oops >&2; exit 3", cwd=workspace)
+    assert result.exit_code == 3
+    assert "hello" in result.output and "oops" in result.output
+    assert result.backend == kind == box.name
+    assert result.limit_hit is None and not result.ok and not result.truncated
+    assert box.run("true", cwd=workspace).ok
+
+
+def test_cwd_is_honoured(kind: str, workspace: Path) -> None:
+    sub = workspace / "sub"
+    sub.mkdir()
+    box = sandbox(kind, workspace)
+    assert box.run("pwd", cwd=sub).output.strip() == str(sub.resolve())
+    assert box.run("pwd", cwd=Path("sub")).output.strip() == str(sub.resolve())
+
+
+def test_cwd_outside_workspace_is_refused(kind: str, workspace: Path, tmp_path: Path) -> None:
+    box = sandbox(kind, workspace)
+    (workspace / "escape").symlink_to(tmp_path)
+    for cwd in (tmp_path, workspace / "..", workspace / "escape", Path("/")):
+        with pytest.raises(SandboxError, match="outside the sandbox workspace"):
+            box.run("true", cwd=cwd)
+    with pytest.raises(SandboxError, match="does not exist"):
+        box.run("true", cwd=workspace / "missing")
+
+
+# --- limits ------------------------------------------------------------------------------------------------------
+
+
+def test_timeout_kills_children_and_grandchildren(kind: str, workspace: Path) -> None:
+    mark = token()
+    command = (
+        f"sleep {mark} & echo $! >> pids; "
+        f"(sleep {mark} & echo $! >> pids; sleep {mark}) & echo $! >> pids; "
+        f"bash -c 'sleep {mark} & echo $! >> pids; wait' & echo $! >> pids; "
+        f"sleep {mark}"
+    )
+    started = time.monotonic()
+    result = sandbox(kind, workspace).run(command, cwd=workspace, timeout=1.0)
+    assert time.monotonic() - started < 10
+    assert result.limit_hit is Limit.TIMEOUT
+    assert 0.9 <= result.seconds < 5
+    assert eventually(lambda: not host_pids_with(f"sleep {mark}")), host_pids_with(f"sleep {mark}")
+    if kind == "plain":  # bwrap pids live in their own namespace and mean nothing out here
+        pids = [int(line) for line in (workspace / "pids").read_text().split()]
+        assert len(pids) == 5  # three sleeps, the subshell and the nested bash
+        assert eventually(lambda: not any(running(pid) for pid in pids))
+
+
+def test_memory_cap_holds(kind: str, workspace: Path) -> None:
+    result = sandbox(kind, workspace, memory_mb=256).run(
+        "python -c 'b = bytearray(1500 * 1024 * 1024); print(len(b))'", cwd=workspace
+    )
+    assert result.exit_code != 0
+    assert result.limit_hit is Limit.MEMORY, result.output
+
+
+def test_cpu_limit(kind: str, workspace: Path) -> None:
+    result = sandbox(kind, workspace, cpu_seconds=1).run("python -c 'while True: pass'", cwd=workspace)
+    assert result.limit_hit is Limit.CPU, result.output
+    assert result.seconds < 10
+
+
+def test_cpu_limit_when_sigxcpu_is_ignored(kind: str, workspace: Path) -> None:
+    (workspace / "spin.py").write_text(
+        "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True: pass\n"
+    )
+    result = sandbox(kind, workspace, cpu_seconds=1).run("python spin.py", cwd=workspace)
+    assert result.exit_code == 137  # the kernel's SIGKILL at the hard limit
+    assert result.limit_hit is Limit.CPU
+    assert result.seconds < 10
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param("head -c 3000000 /dev/zero > big", id="sigxfsz"),
+        pytest.param("python -c \"open('big', 'wb').write(bytes(3_000_000))\"", id="efbig"),  # Python ignores SIGXFSZ
+    ],
+)
+def test_file_size_limit(kind: str, workspace: Path, command: str) -> None:
+    result = sandbox(kind, workspace, file_size_mb=1).run(command, cwd=workspace)
+    assert result.limit_hit is Limit.FILE_SIZE, result.output
+    assert (workspace / "big").stat().st_size <= 1024 * 1024
+
+
+def test_long_output_keeps_head_and_tail(kind: str, workspace: Path) -> None:
+    script = "import sys; sys.stdout.write('START\\n' + 'x' * 5_000_000 + '\\nEND\\n')"
+    result = sandbox(kind, workspace).run(f'python -c "{script}"', cwd=workspace)
+    assert result.ok
+    assert result.truncated
+    assert result.output_bytes == 5_000_011
+    assert result.output.startswith("START\n") and result.output.endswith("\nEND\n")
+    assert "bytes of output omitted" in result.output
+    assert len(result.output) < 250_000
+
+
+def test_output_limit_kills(kind: str, workspace: Path) -> None:
+    result = sandbox(kind, workspace, max_output_mb=1).run("yes", cwd=workspace)
+    assert result.limit_hit is Limit.OUTPUT
+    assert result.output_bytes > 1024 * 1024
+    assert result.seconds < 10
+    assert result.output.startswith("y\ny\n")
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "output", "expected"),
+    [
+        (0, "MemoryError", None),
+        (1, "Traceback ...\nMemoryError", Limit.MEMORY),
+        (1, "numpy.core._exceptions._ArrayMemoryError: Unable to allocate 12.0 GiB", Limit.MEMORY),
+        (134, "terminate called after throwing an instance of 'std::bad_alloc'", Limit.MEMORY),
+        (1, "OpenBLAS error: Memory allocation still failed after 10 retries, giving up.", Limit.MEMORY),
+        (254, "bash: fork: retry: Resource temporarily unavailable", Limit.PROCESSES),
+        (1, "RuntimeError: can't start new thread", Limit.PROCESSES),
+        (1, "BlockingIOError: [Errno 11] Resource temporarily unavailable", None),
+        (152, "", Limit.CPU),
+        (153, "", Limit.FILE_SIZE),
+        (1, "OSError: [Errno 27] File too large", Limit.FILE_SIZE),
+        (137, "", None),  # a SIGKILL long before the CPU limit could be reached
+        (2, "No such file", None),
+    ],
+)
+def test_limit_detection(exit_code: int, output: str, expected: Limit | None) -> None:
+    outcome = ProcessOutcome(exit_code, output, False, len(output), 0.1, False, False, 0.05)
+    assert detect_limit(outcome, Limits(cpu_seconds=5)) is expected
+
+
+# --- environment -------------------------------------------------------------------------------------------------
+
+
+def test_environment_is_scrubbed(kind: str, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-should-not-leak")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-should-not-leak")
+    monkeypatch.setenv("MY_TOKEN", "token-should-not-leak")
+    monkeypatch.setenv("UNRELATED_SETTING", "not-passed")
+    lines = set(sandbox(kind, workspace).run("env", cwd=workspace).output.splitlines())
+    text = "\n".join(lines)
+    for secret in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "MY_TOKEN", "should-not-leak", "UNRELATED_SETTING"):
+        assert secret not in text
+    for expected in ("OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", f"NEMO_SANDBOX={kind}", f"HOME={workspace}"):
+        assert expected in lines
+    assert f"PATH={Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin" in lines
+
+
+def test_passthrough_refuses_secret_names(kind: str, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_TOKEN", "token-should-not-leak")
+    monkeypatch.setenv("SOLVER_THREADS", "3")
+    with pytest.warns(SandboxWarning, match="MY_TOKEN"):
+        box = make_sandbox(kind, workspace, Limits(), env_passthrough=["SOLVER_THREADS", "MY_TOKEN"])
+    assert box.env_passthrough == ("SOLVER_THREADS",)
+    with pytest.warns(SandboxWarning, match="db_password"):
+        output = box.run("env", cwd=workspace, env={"db_password": "hunter2", "EXTRA": "1"}).output
+    assert "SOLVER_THREADS=3" in output and "EXTRA=1" in output
+    assert "token-should-not-leak" not in output and "hunter2" not in output
+
+
+# --- cleanup of escaped processes --------------------------------------------------------------------------------
+
+
+def test_setsid_daemon_does_not_survive(kind: str, workspace: Path) -> None:
+    mark = token()
+    result = sandbox(kind, workspace).run(
+        f"setsid sleep {mark} > /dev/null 2>&1 < /dev/null & sleep 0.2; echo started", cwd=workspace
+    )
+    assert result.ok and "started" in result.output
+    assert eventually(lambda: not host_pids_with(f"sleep {mark}")), "the setsid daemon outlived the command"
+
+
+# --- bwrap containment -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tcp_server() -> Iterator[tuple[int, list[socket.socket]]]:
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+@pytest.mark.bwrap
+@SKIP_WITHOUT_BWRAP
+def test_bwrap_has_no_network(workspace: Path, tcp_server: tuple[int, list[socket.socket]]) -> None:
+    port, accepted = tcp_server
+    (workspace / "connect.py").write_text(
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(('127.0.0.1', {port}), timeout=3)\n"
+        "    print('CONNECTED')\n"
+        "except OSError as exc:\n"
+        "    print('FAILED', exc)\n"
+    )
+    # The control run shows the server is reachable, so the bwrap failure is the sandbox's doing.
+    assert "CONNECTED" in sandbox("plain", workspace).run("python connect.py", cwd=workspace).output
+    assert eventually(lambda: len(accepted) == 1)
+    result = sandbox("bwrap", workspace).run("python connect.py", cwd=workspace)
+    assert "FAILED" in result.output and "CONNECTED" not in result.output
+    time.sleep(0.2)
+    assert len(accepted) == 1
+
+
+@pytest.mark.bwrap
+@SKIP_WITHOUT_BWRAP
+def test_bwrap_writes_only_to_the_workspace(workspace: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    home_file = Path("/root") / f"nemo-sandbox-probe-{uuid.uuid4().hex}"
+    try:
+        result = sandbox("bwrap", workspace).run(
+            f"echo x > {outside}/planted; echo x > {home_file}; echo x > {workspace}/inside; echo done",
+            cwd=workspace,
+        )
+        assert "done" in result.output
+        assert (workspace / "inside").read_text() == "x\n"
+        assert not (outside / "planted").exists()
+        assert not home_file.exists()
+    finally:
+        home_file.unlink(missing_ok=True)
+
+
+@pytest.mark.bwrap
+@SKIP_WITHOUT_BWRAP
+def test_bwrap_hides_user_files(workspace: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "private.txt"
+    secret.write_text("the-private-content\n")
+    repo_file = Path(__file__).resolve()
+    result = sandbox("bwrap", workspace).run(f"cat {secret}; cat {repo_file}; ls /etc", cwd=workspace)
+    assert "the-private-content" not in result.output
+    assert "No such file or directory" in result.output
+    assert "shadow" not in result.output
+    assert "the-private-content" in sandbox("plain", workspace).run(f"cat {secret}", cwd=workspace).output
+
+
+# --- choosing a backend ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "bwrap" else real_which(name, *a, **k))
+    monkeypatch.setattr(factory, "_fallback_warned", False)
+
+
+@pytest.mark.bwrap
+@SKIP_WITHOUT_BWRAP
+def test_auto_prefers_bwrap(workspace: Path) -> None:
+    box = make_sandbox("auto", workspace, Limits())
+    assert isinstance(box, BwrapSandbox) and box.name == "bwrap"
+    assert "no network" in box.describe_containment()
+
+
+@pytest.mark.usefixtures("no_bwrap")
+def test_auto_falls_back_to_plain_with_a_warning(workspace: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="nemo_opt.sandbox"), pytest.warns(SandboxWarning) as warned:
+        box = make_sandbox("auto", workspace, Limits())
+    assert isinstance(box, PlainSandbox) and box.name == "plain"
+    message = str(warned[0].message)
+    for part in ("network", "outside its workspace", "read this user's files", "daemons", "apt install bubblewrap"):
+        assert part in message
+    assert any("apt install bubblewrap" in record.getMessage() for record in caplog.records)
+    assert "network" in box.describe_containment()
+
+
+@pytest.mark.usefixtures("no_bwrap")
+def test_fallback_warns_once(workspace: Path, recwarn: pytest.WarningsRecorder) -> None:
+    make_sandbox("auto", workspace, Limits())
+    make_sandbox("auto", workspace, Limits())
+    assert len([w for w in recwarn if issubclass(w.category, SandboxWarning)]) == 1
+
+
+@pytest.mark.usefixtures("no_bwrap")
+def test_unusable_bwrap_on_path_is_probed(workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "bin" / "bwrap"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: str(fake) if name == "bwrap" else None)
+    assert not bwrap_available()
+    with pytest.raises(SandboxError, match="No permissions to create new namespace"):
+        make_sandbox("bwrap", workspace, Limits())
+    with pytest.warns(SandboxWarning, match="No permissions to create new namespace"):
+        assert isinstance(make_sandbox("auto", workspace, Limits()), PlainSandbox)
+
+
+@pytest.mark.bwrap
+@SKIP_WITHOUT_BWRAP
+def test_bwrap_failing_to_start_is_a_sandbox_error(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    box = make_sandbox("bwrap", workspace, Limits())
+    monkeypatch.setattr(bwrap_module, "_system_args", lambda: ("--ro-bind", "/nonexistent-nemo-path", "/x"))
+    with pytest.raises(SandboxError, match="bubblewrap could not start the command"):
+        box.run("true", cwd=workspace)
+
+
+@pytest.mark.usefixtures("no_bwrap")
+def test_explicit_bwrap_without_bwrap_fails(workspace: Path) -> None:
+    with pytest.raises(SandboxError, match="apt install bubblewrap"):
+        make_sandbox("bwrap", workspace, Limits())
+    with pytest.raises(SandboxError, match="not installed"):
+        BwrapSandbox(workspace)
+
+
+def test_sandbox_from_settings(workspace: Path) -> None:
+    settings = Settings(sandbox="plain", sandbox_timeout=7.0, sandbox_memory_mb=512, sandbox_env_passthrough=["X"])
+    box = sandbox_from_settings(settings, workspace)
+    assert isinstance(box, PlainSandbox)
+    assert box.limits == Limits(timeout=7.0, memory_mb=512)
+    assert box.env_passthrough == ("X",)
+    assert "timeout 7s" in box.describe() and "memory 512 MiB" in box.describe()
