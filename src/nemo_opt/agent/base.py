@@ -1,0 +1,74 @@
+"""The coding-agent seam: a task in, files in the workspace plus a trajectory out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from nemo_opt.llm.base import Message, Usage
+
+__all__ = ["Acceptance", "Agent", "AgentResult", "AgentStatus", "AgentTask"]
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """Verdict of a task's submit check; ``reason`` tells the agent what to fix when refused."""
+
+    ok: bool
+    reason: str = ""
+
+
+@dataclass
+class AgentTask:
+    """What an agent must do and how its submission is judged.
+
+    ``accept`` runs when the agent submits; a refusal goes back to the agent as an observation.
+    ``acceptance_text`` describes the same check in words for the prompt.
+    """
+
+    name: str
+    system: str
+    instruction: str
+    workdir: Path
+    accept: Callable[[], Acceptance]
+    acceptance_text: str
+    template: tuple[str, str] = ("", "")
+
+
+class AgentStatus(StrEnum):
+    """How an agent run ended."""
+
+    SUBMITTED = "submitted"
+    LIMITS_EXCEEDED = "limits_exceeded"
+    FAILED = "failed"
+
+
+@dataclass
+class AgentResult:
+    """Outcome of one agent run. ``messages`` is the whole conversation, so a later repair can resume it."""
+
+    name: str
+    status: AgentStatus
+    steps: int
+    usage: Usage
+    seconds: float
+    messages: list[Message] = field(default_factory=list)
+    trajectory: Path | None = None
+    reason: str = ""
+    summary: str = ""
+
+    @property
+    def submitted(self) -> bool:
+        return self.status is AgentStatus.SUBMITTED
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """A coding agent working in a shared workspace."""
+
+    def run(self, task: AgentTask, *, history: list[Message] | None = None) -> AgentResult:
+        """Work on ``task`` until it is accepted or a limit is hit. ``history`` resumes an earlier conversation."""
+        ...

@@ -1,0 +1,169 @@
+"""The tools a coding agent may use, and the parser of the plain-text (one bash block) protocol."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nemo_opt.exceptions import BadInput, FormatError
+from nemo_opt.fsutil import atomic_write_text
+from nemo_opt.llm.base import ToolCall, ToolSpec
+from nemo_opt.sandbox.base import ExecResult, Sandbox
+from nemo_opt.workspace import Workspace
+
+__all__ = ["SUBMIT_MARKER", "TOOL_SPECS", "ToolBox", "extract_bash_block", "shorten"]
+
+SUBMIT_MARKER = "NEMO_SUBMIT"
+
+_PATH = {"type": "string", "description": "File path, relative to your working directory."}
+TOOL_SPECS: list[ToolSpec] = [
+    ToolSpec(
+        "bash",
+        "Run a shell command in your working directory and return its exit code and output.",
+        {
+            "type": "object",
+            "properties": {"command": {"type": "string", "description": "The command line to run with bash."}},
+            "required": ["command"],
+        },
+    ),
+    ToolSpec(
+        "read_file",
+        "Read a text file, optionally only some lines (1-based, inclusive).",
+        {
+            "type": "object",
+            "properties": {"path": _PATH, "start_line": {"type": "integer"}, "end_line": {"type": "integer"}},
+            "required": ["path"],
+        },
+    ),
+    ToolSpec(
+        "write_file",
+        "Create or overwrite a text file with the given content.",
+        {
+            "type": "object",
+            "properties": {"path": _PATH, "content": {"type": "string"}},
+            "required": ["path", "content"],
+        },
+    ),
+    ToolSpec(
+        "edit_file",
+        "Replace one exact occurrence of old_text with new_text in a file.",
+        {
+            "type": "object",
+            "properties": {"path": _PATH, "old_text": {"type": "string"}, "new_text": {"type": "string"}},
+            "required": ["path", "old_text", "new_text"],
+        },
+    ),
+    ToolSpec(
+        "submit",
+        "Finish: the system checks your work and either accepts it or tells you what is still wrong.",
+        {
+            "type": "object",
+            "properties": {"summary": {"type": "string", "description": "One or two sentences on what you did."}},
+            "required": [],
+        },
+    ),
+]
+TOOL_NAMES = [spec.name for spec in TOOL_SPECS]
+
+_FENCE = re.compile(r"```(?P<lang>[\w+-]*)[ \t]*\n(?P<body>.*?)(?:\n)?```", re.DOTALL)
+
+
+def shorten(text: str, limit: int) -> str:
+    """Keep the head and the tail of ``text`` within ``limit`` characters, saying what was left out."""
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 3
+    tail = limit - head
+    omitted = len(text) - head - tail
+    return f"{text[:head]}\n[... {omitted} characters omitted ...]\n{text[-tail:]}"
+
+
+def extract_bash_block(text: str) -> str:
+    """The single bash block of a plain-text reply; anything else is a :class:`FormatError`."""
+    blocks = [m["body"] for m in _FENCE.finditer(text) if m["lang"].lower() in {"bash", "sh", "shell", "console", ""}]
+    if len(blocks) == 1:
+        return blocks[0]
+    if not blocks:
+        raise FormatError(
+            "Your reply had no bash block. Every reply must contain exactly one fenced block starting with "
+            "```bash. To finish, run `echo NEMO_SUBMIT`."
+        )
+    raise FormatError(
+        f"Your reply had {len(blocks)} bash blocks; only one is run per reply. Send exactly one ```bash block "
+        "(combine commands with && or a heredoc)."
+    )
+
+
+@dataclass
+class Observation:
+    """What a tool call produced; ``submit`` is set when the call asked to finish."""
+
+    text: str
+    submit: bool = False
+    summary: str = ""
+
+
+class ToolBox:
+    """Executes tool calls for one agent: commands in the sandbox, file access inside the workspace only."""
+
+    def __init__(self, workspace: Workspace, sandbox: Sandbox, workdir: Path, observation_chars: int) -> None:
+        self.workspace = workspace
+        self.sandbox = sandbox
+        self.workdir = workdir
+        self.observation_chars = observation_chars
+
+    def run_bash(self, command: str, timeout: float | None = None) -> tuple[ExecResult, str]:
+        result = self.sandbox.run(command, cwd=self.workdir, timeout=timeout)
+        text = f"[{result.describe()}]\n{shorten(result.output, self.observation_chars)}"
+        return result, text
+
+    def call(self, tool_call: ToolCall, timeout: float | None = None) -> Observation:
+        """Run one native tool call; mistakes come back as observations the model can act on."""
+        if tool_call.name not in TOOL_NAMES:
+            return Observation(f"Error: there is no tool named '{tool_call.name}'. Available: {', '.join(TOOL_NAMES)}.")
+        try:
+            args = json.loads(tool_call.arguments or "{}")
+        except json.JSONDecodeError as exc:
+            return Observation(
+                f"Error: the arguments of your {tool_call.name} call are not valid JSON ({exc.msg} at position "
+                f"{exc.pos}). Send the call again with a valid JSON object."
+            )
+        if not isinstance(args, dict):
+            return Observation(f"Error: the arguments of {tool_call.name} must be a JSON object.")
+        try:
+            return self._dispatch(tool_call.name, args, timeout)
+        except BadInput as exc:
+            return Observation(f"Error: {exc}")
+        except KeyError as exc:
+            return Observation(f"Error: {tool_call.name} needs the argument {exc.args[0]!r}.")
+        except (OSError, UnicodeDecodeError) as exc:
+            return Observation(f"Error: {tool_call.name} failed: {exc}")
+
+    def _dispatch(self, name: str, args: dict[str, Any], timeout: float | None) -> Observation:
+        if name == "bash":
+            return Observation(self.run_bash(str(args["command"]), timeout)[1])
+        if name == "submit":
+            return Observation("", submit=True, summary=str(args.get("summary", "")))
+        path = self.workspace.resolve(str(args["path"]), base=self.workdir)
+        shown = self.workspace.rel(path)
+        if name == "read_file":
+            lines = path.read_text(encoding="utf-8").splitlines()
+            start = max(int(args.get("start_line") or 1), 1)
+            end = int(args.get("end_line") or len(lines))
+            body = "\n".join(f"{i:5d}  {line}" for i, line in enumerate(lines[start - 1 : end], start))
+            return Observation(shorten(body, self.observation_chars) or f"({shown} is empty)")
+        if name == "write_file":
+            content = str(args["content"])
+            atomic_write_text(path, content)
+            return Observation(f"Wrote {len(content)} characters to {shown}.")
+        old, new = str(args["old_text"]), str(args["new_text"])
+        text = path.read_text(encoding="utf-8")
+        count = text.count(old) if old else 0
+        if count != 1:
+            where = "does not occur" if count == 0 else f"occurs {count} times"
+            return Observation(f"Error: old_text {where} in {shown}; it must match exactly once. Read the file first.")
+        atomic_write_text(path, text.replace(old, new, 1))
+        return Observation(f"Edited {shown}.")
