@@ -1,0 +1,266 @@
+"""One optimizer agent from first model to final verdict: write ``model.py``, validate, repair up to R rounds.
+
+Every accepted submission is snapshotted under ``optimizers/opt_<k>/history/round_<r>/``, so the model and
+solution behind each validation report are kept even when a later repair breaks something.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from nemo_opt.agent.base import Acceptance, Agent, AgentResult, AgentTask
+from nemo_opt.prompts import load_prompt
+from nemo_opt.sandbox.base import Sandbox
+from nemo_opt.solution import SolveStatus, ValidationReport
+from nemo_opt.solvers.registry import get_solver
+from nemo_opt.spec import ProblemSpec
+from nemo_opt.stages.context import spec_context
+from nemo_opt.stages.recommend import Recommendation
+from nemo_opt.stages.validate import check_shapes, load_solution, validate
+from nemo_opt.workspace import Workspace
+
+__all__ = ["OptimizerOutcome", "SimulatorGate", "accept_optimizer", "optimizer_task", "run_optimizer"]
+
+OPTIMIZER_ACCEPTANCE = (
+    "`python model.py` runs without error in your working directory and writes a `solution.json` with a valid "
+    "status and, when a solution exists, the objective and every variable of P* in the required shape."
+)
+
+
+class SimulatorGate(Protocol):
+    """How an optimizer reaches the simulator agent: wait until it is ready, or ask it to fix a crash."""
+
+    def wait(self) -> str | None:
+        """Block until the simulator is accepted; returns None when ready, else why it is unavailable."""
+        ...
+
+    def repair(self, report: ValidationReport, solution: Path) -> bool:
+        """Ask the simulator agent to fix a crash on ``solution``; True when it resubmitted."""
+        ...
+
+
+@dataclass
+class OptimizerOutcome:
+    """The final state of one optimizer."""
+
+    name: str
+    index: int
+    solver: str
+    workdir: Path
+    status: SolveStatus = SolveStatus.ERROR
+    objective: float | None = None
+    verified: bool = False
+    reports: list[ValidationReport] = field(default_factory=list)
+    accepted_rounds: list[int] = field(default_factory=list)
+    note: str = ""
+    fatal: str = ""
+    usage_tokens: int = 0
+
+    @property
+    def solution_path(self) -> Path:
+        return self.workdir / "solution.json"
+
+    @property
+    def final_snapshot(self) -> Path | None:
+        if not self.accepted_rounds:
+            return None
+        return self.workdir / "history" / f"round_{self.accepted_rounds[-1]}"
+
+
+def accept_optimizer(
+    workspace: Workspace, sandbox: Sandbox, spec: ProblemSpec, workdir: Path, timeout: float
+) -> Acceptance:
+    """The optimizer's submit check: the model runs and writes a well-formed solution."""
+    model = workdir / "model.py"
+    if not model.exists():
+        return Acceptance(False, f"{workspace.rel(model)} does not exist.")
+    solution_path = workdir / "solution.json"
+    solution_path.unlink(missing_ok=True)
+    result = sandbox.run("python model.py", cwd=workdir, timeout=timeout)
+    (workdir / "run.log").write_text(result.output, encoding="utf-8")
+    if not result.ok:
+        return Acceptance(False, f"`python model.py` failed ({result.describe()}):\n{result.output[-4000:]}")
+    solution, error = load_solution(solution_path)
+    if solution is None:
+        return Acceptance(False, error)
+    if solution.status.has_solution:
+        if solution.objective is None:
+            return Acceptance(False, "solution.json has status optimal but no numeric objective.")
+        issues = check_shapes(spec, solution.variables)
+        if issues:
+            return Acceptance(False, "solution.json variables are malformed:\n" + "\n".join(i.message for i in issues))
+    return Acceptance(True)
+
+
+def optimizer_task(
+    index: int,
+    spec: ProblemSpec,
+    problem: str,
+    workspace: Workspace,
+    sandbox: Sandbox,
+    recommendation: Recommendation,
+    solver: str,
+    *,
+    protocol: str,
+    timeout: float,
+    memory_note: str = "",
+) -> AgentTask:
+    """The task of optimizer ``index``, working in ``optimizers/opt_<index>`` with a copy of data.json."""
+    workdir = workspace.optimizer_dir(index)
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(workspace.data, workdir / "data.json")
+    context = spec_context(spec)
+    system, task_prompt = load_prompt("optimizer"), load_prompt("optimizer_task")
+    protocol_prompt = load_prompt(f"protocol_{protocol}")
+    backend = get_solver(solver)
+    others = [name for name in recommendation.ranking if name != solver]
+    return AgentTask(
+        name=f"optimizer_{index}",
+        system=system.render(
+            protocol=protocol_prompt.render(workdir=workspace.rel(workdir), acceptance=OPTIMIZER_ACCEPTANCE)
+        ),
+        instruction=task_prompt.render(
+            problem=problem,
+            spec=context.spec_json,
+            workdir=workspace.rel(workdir),
+            data_keys=context.data_keys,
+            problem_class=f"{recommendation.problem_class.value} ({recommendation.reason})",
+            solver=backend.label,
+            solver_hint=backend.hint,
+            other_solvers=", ".join(others) or "none",
+            variable_shapes=context.variable_shapes,
+            memory=memory_note,
+        ),
+        workdir=workdir,
+        accept=lambda: accept_optimizer(workspace, sandbox, spec, workdir, timeout),
+        acceptance_text=OPTIMIZER_ACCEPTANCE,
+        template=(system.name, f"{system.version}.{task_prompt.version}.{protocol_prompt.version}"),
+    )
+
+
+def _snapshot(outcome: OptimizerOutcome, round_number: int) -> None:
+    target = outcome.workdir / "history" / f"round_{round_number}"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("model.py", "solution.json", "run.log"):
+        source = outcome.workdir / name
+        if source.exists():
+            shutil.copyfile(source, target / name)
+    outcome.accepted_rounds.append(round_number)
+
+
+def _follow_up(task: AgentTask, report: ValidationReport, round_number: int, rounds: int) -> AgentTask:
+    if report.checkable:
+        prompt = load_prompt("optimizer_repair")
+        text = prompt.render(report=report.render(), round=round_number, rounds=rounds)
+    else:
+        prompt = load_prompt("optimizer_confirm")
+        text = prompt.render(status=report.status.value)
+    return AgentTask(
+        name=task.name,
+        system=task.system,
+        instruction=text,
+        workdir=task.workdir,
+        accept=task.accept,
+        acceptance_text=task.acceptance_text,
+        template=prompt.ref,
+    )
+
+
+def run_optimizer(
+    task: AgentTask,
+    agent: Agent,
+    outcome: OptimizerOutcome,
+    spec: ProblemSpec,
+    workspace: Workspace,
+    sandbox: Sandbox,
+    gate: SimulatorGate | None,
+    *,
+    repair_rounds: int,
+    atol: float,
+    rtol: float,
+    timeout: float,
+) -> OptimizerOutcome:
+    """Run the agent, then validate and repair until the solution passes or the rounds are used up."""
+    result: AgentResult = agent.run(task)
+    outcome.usage_tokens += result.usage.total_tokens
+    if not result.submitted:
+        outcome.note = f"the optimizer agent ended without an accepted model: {result.reason}"
+        return outcome
+    _snapshot(outcome, 0)
+    _read_solution(outcome)
+    if gate is None:
+        outcome.note = "not validated: the simulator is switched off"
+        return outcome
+    unavailable = gate.wait()
+    if unavailable is not None:
+        outcome.note = f"not validated: {unavailable}"
+        return outcome
+    confirmed_status: SolveStatus | None = None
+    for round_number in range(repair_rounds + 1):
+        report = validate(
+            spec,
+            workspace,
+            sandbox,
+            outcome.solution_path,
+            optimizer=task.name,
+            round_number=round_number,
+            atol=atol,
+            rtol=rtol,
+            timeout=timeout,
+        )
+        outcome.reports.append(report)
+        if report.passed:
+            outcome.verified = True
+            return outcome
+        if any(i.kind == "simulator_error" for i in report.issues) and gate.repair(report, outcome.solution_path):
+            report = validate(
+                spec,
+                workspace,
+                sandbox,
+                outcome.solution_path,
+                optimizer=task.name,
+                round_number=round_number,
+                atol=atol,
+                rtol=rtol,
+                timeout=timeout,
+            )
+            outcome.reports[-1] = report
+            if report.passed:
+                outcome.verified = True
+                return outcome
+        if not report.checkable and confirmed_status is report.status:
+            outcome.note = f"the optimizer confirmed status '{report.status.value}' after re-checking its model"
+            return outcome
+        if round_number == repair_rounds:
+            break
+        confirmed_status = None if report.checkable else report.status
+        result = agent.run(_follow_up(task, report, round_number + 1, repair_rounds), history=result.messages)
+        outcome.usage_tokens += result.usage.total_tokens
+        if not result.submitted:
+            outcome.note = f"repair round {round_number + 1} ended without an accepted model: {result.reason}"
+            _restore_last_accepted(outcome)
+            return outcome
+        _snapshot(outcome, round_number + 1)
+        _read_solution(outcome)
+    outcome.note = f"still failing validation after {repair_rounds} repair round(s)"
+    return outcome
+
+
+def _read_solution(outcome: OptimizerOutcome) -> None:
+    solution, _ = load_solution(outcome.solution_path)
+    if solution is not None:
+        outcome.status, outcome.objective = solution.status, solution.objective
+
+
+def _restore_last_accepted(outcome: OptimizerOutcome) -> None:
+    """After a failed repair, the files on disk may be half-edited: bring back the last accepted ones."""
+    snapshot = outcome.final_snapshot
+    if snapshot is None:
+        return
+    for name in ("model.py", "solution.json"):
+        if (snapshot / name).exists():
+            shutil.copyfile(snapshot / name, outcome.workdir / name)
+    _read_solution(outcome)

@@ -1,0 +1,101 @@
+"""The simulator agent's task: an imperative ``simulate(solution, data, tol)`` with its own pytest cases."""
+
+from __future__ import annotations
+
+from nemo_opt.agent.base import Acceptance, AgentTask
+from nemo_opt.prompts import load_prompt
+from nemo_opt.sandbox.base import Sandbox
+from nemo_opt.spec import ProblemSpec, VarType, index_keys
+from nemo_opt.stages.context import spec_context
+from nemo_opt.stages.validate import run_simulator
+from nemo_opt.workspace import Workspace
+
+__all__ = ["SIMULATOR_ACCEPTANCE", "accept_simulator", "probe_solution", "simulator_task"]
+
+SIMULATOR_ACCEPTANCE = (
+    "`simulator/simulator.py` defines `simulate`, `python -m pytest -q simulator/test_simulator.py` passes, "
+    "and `simulate` returns a verdict (no exception) for a well-formed solution."
+)
+TEST_COMMAND = "python -m pytest -q -p no:cacheprovider simulator/test_simulator.py"
+
+
+def probe_solution(spec: ProblemSpec) -> dict[str, object]:
+    """A well-formed solution (every variable at a bound or zero) used to check the simulator does not crash."""
+    variables: dict[str, object] = {}
+    for var in spec.variables:
+        value = var.lower if var.lower is not None else (var.upper if var.upper is not None else 0.0)
+        if var.type is not VarType.CONTINUOUS:
+            value = float(round(value))
+        if not var.indices:
+            variables[var.name] = value
+            continue
+        nested: dict[str, object] = {}
+        for key in index_keys(spec, var.indices):
+            level = nested
+            for part in key[:-1]:
+                level = level.setdefault(part, {})  # type: ignore[assignment]
+            level[key[-1]] = value
+        variables[var.name] = nested
+    return {"status": "optimal", "objective": None, "variables": variables}
+
+
+def accept_simulator(workspace: Workspace, sandbox: Sandbox, spec: ProblemSpec, timeout: float) -> Acceptance:
+    """The simulator's submit check."""
+    source = workspace.simulator_dir / "simulator.py"
+    tests = workspace.simulator_dir / "test_simulator.py"
+    if not source.exists():
+        return Acceptance(False, "simulator/simulator.py does not exist.")
+    if "def simulate" not in source.read_text(encoding="utf-8", errors="replace"):
+        return Acceptance(False, "simulator/simulator.py does not define simulate(solution, data, tol).")
+    if not tests.exists():
+        return Acceptance(False, "simulator/test_simulator.py does not exist; write pytest cases computed by hand.")
+    result = sandbox.run(TEST_COMMAND, cwd=workspace.root, timeout=timeout)
+    if result.exit_code == 5:
+        return Acceptance(False, "pytest collected no tests in simulator/test_simulator.py (name them test_*).")
+    if not result.ok:
+        return Acceptance(False, f"the simulator tests fail ({result.describe()}):\n{result.output[-4000:]}")
+    probe = workspace.write_json(workspace.internal / "probe_solution.json", probe_solution(spec))
+    verdict = run_simulator(workspace, sandbox, probe, workspace.internal / "probe_verdict.json", 1e-6, timeout)
+    if not verdict.ok:
+        return Acceptance(
+            False,
+            "simulate() crashed on a well-formed solution (every variable at its lower bound, in "
+            f".nemo/probe_solution.json):\n{verdict.error[-4000:]}",
+        )
+    return Acceptance(True)
+
+
+def simulator_task(
+    spec: ProblemSpec,
+    problem: str,
+    workspace: Workspace,
+    sandbox: Sandbox,
+    *,
+    protocol: str,
+    timeout: float,
+    memory_note: str = "",
+) -> AgentTask:
+    """The simulator agent's task, with its submit check bound in."""
+    context = spec_context(spec)
+    system, task_prompt = load_prompt("simulator"), load_prompt("simulator_task")
+    protocol_prompt = load_prompt(f"protocol_{protocol}")
+    workspace.simulator_dir.mkdir(parents=True, exist_ok=True)
+    # A package marker keeps `simulator.simulator` importable under pytest's default import mode.
+    init = workspace.simulator_dir / "__init__.py"
+    if not init.exists():
+        init.write_text("", encoding="utf-8")
+    return AgentTask(
+        name="simulator",
+        system=system.render(protocol=protocol_prompt.render(workdir=".", acceptance=SIMULATOR_ACCEPTANCE)),
+        instruction=task_prompt.render(
+            problem=problem,
+            spec=context.spec_json,
+            data_keys=context.data_keys,
+            variable_shapes=context.variable_shapes,
+            memory=memory_note,
+        ),
+        workdir=workspace.root,
+        accept=lambda: accept_simulator(workspace, sandbox, spec, timeout),
+        acceptance_text=SIMULATOR_ACCEPTANCE,
+        template=(system.name, f"{system.version}.{task_prompt.version}.{protocol_prompt.version}"),
+    )
