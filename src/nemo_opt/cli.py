@@ -1,0 +1,233 @@
+"""The ``nemo-opt`` command line: parse, call the library, render."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from nemo_opt import __version__
+from nemo_opt.exceptions import BadInput, NemoError, UserError
+from nemo_opt.fsutil import read_json
+from nemo_opt.pipeline import Pipeline
+from nemo_opt.problem import read_problem
+from nemo_opt.result import Event, RunResult
+from nemo_opt.settings import Settings, load_settings
+from nemo_opt.store import RunStore
+
+__all__ = ["main"]
+
+EXIT_CODES = """Exit codes: 0 verified answer; 1 answer not verified; 2 bad input; 3 configuration problem
+(no model, missing key, bad setting); 4 run failure (model service unreachable, agents out of budget, cost
+ceiling); 5 the solver reports infeasible or unbounded; 130 interrupted."""
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _exit_for(exc: NemoError) -> int:
+    if isinstance(exc, BadInput):
+        return 2
+    if isinstance(exc, UserError):
+        return 3
+    return 4
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    return load_settings(overrides, config=ctx.obj.get("config"))
+
+
+@click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nemo-opt")
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="nemo.toml to use.")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """Turn a decision problem written in plain language into a verified, runnable optimization model."""
+    ctx.ensure_object(dict)
+    if config is not None and not config.is_file():
+        raise click.BadParameter(f"{config} does not exist", param_hint="--config")
+    ctx.obj["config"] = config
+
+
+class _Progress:
+    """Prints one line per stage event, with the time since the stage started."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+
+    def __call__(self, event: Event) -> None:
+        now = time.monotonic()
+        if event.status == "started":
+            self.started[event.stage] = now
+            console.print(f"[cyan]▶[/] {event.stage} …")
+            return
+        seconds = now - self.started.get(event.stage, now)
+        mark = {"finished": "[green]✓[/]", "failed": "[red]✗[/]", "info": "[yellow]•[/]"}[event.status]
+        timing = f" [dim]({seconds:.1f}s)[/]" if event.status != "info" else ""
+        console.print(f"{mark} {event.stage}{timing} {event.message}".rstrip())
+
+
+def _summary(result: RunResult) -> Table:
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    usage = result.usage or {}
+    cost = usage.get("cost_usd")
+    rows = [
+        ("status", result.status),
+        ("objective", "—" if result.objective is None else f"{result.objective:.10g}"),
+        ("verified", "yes" if result.verified else "no"),
+        ("pass@1", json.dumps(result.pass_at_1) if result.pass_at_1 else "—"),
+        ("tokens", f"{usage.get('prompt_tokens', 0):,} in / {usage.get('completion_tokens', 0):,} out"),
+        ("cost", "unknown" if cost is None else f"{cost:.4f} USD"),
+        ("seconds", f"{result.seconds:.1f} (model wait {result.llm_wait_seconds:.1f})"),
+        ("package", str(result.package) if result.package else "—"),
+        ("run folder", str(result.folder)),
+    ]
+    for key, value in rows:
+        table.add_row(f"[bold]{key}[/]", value)
+    return table
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("problem")
+@click.option("--model", help="Model as provider:name, e.g. openai:gpt-4.1 or openai-compatible:NAME@URL.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="Where to write the package.")
+@click.option("--optimizers", type=int, help="Number of optimizer agents (T).")
+@click.option("--extractions", type=int, help="Number of sampled extractions (n).")
+@click.option("--repair-rounds", type=int, help="Validation-repair rounds per optimizer (R).")
+@click.option("--no-sim", is_flag=True, default=False, help="Skip the simulator and validation (ablation).")
+@click.option("--protocol", type=click.Choice(["tools", "text"]), help="Agent protocol.")
+@click.option("--sandbox", type=click.Choice(["auto", "bwrap", "plain"]), help="Sandbox backend.")
+@click.option("--no-cache", is_flag=True, default=False, help="Do not use the model reply cache.")
+@click.option("--max-cost", type=float, help="Cost ceiling of the run in USD.")
+@click.option("--json", "as_json", is_flag=True, default=False, help="Print the result as JSON on stdout.")
+@click.pass_context
+def solve(ctx: click.Context, /, problem: str, out_dir: Path | None, as_json: bool, **flags: Any) -> None:
+    """Solve PROBLEM (a text or Markdown file, or - for standard input)."""
+    overrides = {
+        "model": flags["model"],
+        "optimizers": flags["optimizers"],
+        "extractions": flags["extractions"],
+        "repair_rounds": flags["repair_rounds"],
+        "simulate": False if flags["no_sim"] else None,
+        "agent_protocol": flags["protocol"],
+        "sandbox": flags["sandbox"],
+        "llm_cache": "off" if flags["no_cache"] else None,
+        "max_cost_usd": flags["max_cost"],
+    }
+    try:
+        settings = _settings(ctx, **overrides)
+        text, name = read_problem(problem)
+        console.print(f"[bold]nemo-opt[/] solving [cyan]{name}[/] with [cyan]{settings.model or '(no model)'}[/]")
+        result = Pipeline(settings, on_event=_Progress()).solve(text, package_dir=out_dir)
+    except NemoError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(_exit_for(exc))
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]; the run folder keeps everything finished so far.")
+        sys.exit(130)
+    console.print(_summary(result))
+    if result.error:
+        console.print(f"[red]error:[/] {result.error}\nEverything produced so far is in {result.folder}")
+    elif not result.verified:
+        console.print(f"[yellow]The answer is not verified.[/] Validation reports are in {result.folder}/optimizers/")
+    if as_json:
+        out.print_json(data=json.loads(result.folder.joinpath("result.json").read_text(encoding="utf-8")))
+    sys.exit(result.exit_code)
+
+
+def _resolve_run(store: RunStore, settings: Settings, run: str) -> Path:
+    candidate = Path(run).expanduser()
+    if (candidate / "result.json").exists() or (candidate / "problem.md").exists():
+        return candidate
+    matches = store.find_runs(run)
+    if not matches:
+        raise BadInput(f"No run matches '{run}'. List runs with: nemo-opt runs")
+    if len(matches) > 1 and matches[0]["id"] != run:
+        ids = ", ".join(m["id"] for m in matches[:5])
+        raise BadInput(f"'{run}' matches several runs ({ids}); give more of the id.")
+    return Path(matches[0]["folder"])
+
+
+@cli.command()
+@click.argument("run")
+@click.pass_context
+def show(ctx: click.Context, run: str) -> None:
+    """Show a run: its result, stages, validation trail and model calls. RUN is an id, id prefix or folder."""
+    try:
+        settings = _settings(ctx)
+        store = RunStore(settings.store_path)
+        folder = _resolve_run(store, settings, run)
+    except NemoError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(_exit_for(exc))
+    result_path = folder / "result.json"
+    if not result_path.exists():
+        out.print(f"Run folder {folder} has no result.json yet (the run is in progress or was killed).")
+        sys.exit(1)
+    data = read_json(result_path)
+    out.print(f"[bold]Run[/] {data['run_id']}  ({folder})")
+    table = Table("stage", "status", "seconds")
+    for stage in data.get("stages", []):
+        table.add_row(stage["stage"], stage["status"], f"{stage['seconds']:.2f}")
+    out.print(table)
+    for opt in data.get("optimizers", []):
+        out.print(
+            f"[bold]{opt['name']}[/] ({opt['solver']}): {opt['status']}, objective {opt['objective']}, "
+            f"verified {'yes' if opt['verified'] else 'no'}. {opt['note']}"
+        )
+        for report in opt.get("reports", []):
+            out.print(f"  round {report['round']}: {'passed' if report['passed'] else 'failed'}")
+            for issue in report.get("issues", []):
+                out.print(f"    - [{issue['kind']}] {issue['message'][:300]}")
+    calls = store.llm_totals(data["run_id"])
+    calls_table = Table("stage", "calls", "tokens in", "tokens out", "seconds", "cost USD")
+    for stage, row in calls["per_stage"].items():
+        cost = "-" if row["cost_usd"] is None else f"{row['cost_usd']:.4f}"
+        calls_table.add_row(
+            stage,
+            str(row["calls"]),
+            str(row["prompt_tokens"]),
+            str(row["completion_tokens"]),
+            f"{row['seconds'] or 0:.1f}",
+            cost,
+        )
+    out.print(calls_table)
+    out.print(_summary(_result_from(data, folder)))
+    if data.get("error"):
+        out.print(f"[red]error:[/] {data['error']}")
+
+
+def _result_from(data: dict[str, Any], folder: Path) -> RunResult:
+    fields = {k: v for k, v in data.items() if k in RunResult.__dataclass_fields__}
+    fields["folder"] = folder
+    fields["package"] = Path(data["package"]) if data.get("package") else None
+    return RunResult(**fields)
+
+
+@cli.command()
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.pass_context
+def runs(ctx: click.Context, limit: int) -> None:
+    """List recent runs."""
+    settings = _settings(ctx)
+    table = Table("run", "status", "verified", "objective", "title")
+    for row in RunStore(settings.store_path).recent_runs(limit):
+        verified = {None: "-", 0: "no", 1: "yes"}[row["verified"]]
+        objective = "-" if row["objective"] is None else f"{row['objective']:.10g}"
+        table.add_row(row["id"], row["status"], verified, objective, row["title"][:60])
+    out.print(table)
+
+
+def main() -> None:
+    """Entry point of the ``nemo-opt`` script."""
+    try:
+        cli(obj={})
+    except NemoError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(_exit_for(exc))

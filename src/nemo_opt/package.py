@@ -1,0 +1,202 @@
+"""The delivered model package: a folder that re-solves and re-checks itself with no model service.
+
+Layout::
+
+    model.py  data.json  solution.json       the chosen optimizer's model, its data and its answer
+    simulator/simulator.py, test_simulator.py the independent simulator and its own tests
+    check_solution.py                         runs the simulator on a solution file
+    test_model.py                             re-solves and checks the answer against the simulator
+    formulation.md                            the model in math notation
+    spec.json                                 P*
+    report.json, report.md                    every stage, model call and validation round
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from nemo_opt.fsutil import atomic_write_json, atomic_write_text
+from nemo_opt.harness import harness_source
+from nemo_opt.solution import SolveStatus
+from nemo_opt.spec import ProblemSpec, VarType
+from nemo_opt.workspace import Workspace
+
+__all__ = ["build_package", "render_formulation", "render_report_md"]
+
+_TEST_MODEL = '''"""Re-solve the packaged model and check its answer with the packaged simulator.
+
+Run with: python -m pytest -q test_model.py
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+EXPECTED_STATUS = {status!r}
+EXPECTED_OBJECTIVE = {objective!r}
+ATOL, RTOL = {atol!r}, {rtol!r}
+VERIFIED = {verified!r}
+
+
+@pytest.fixture(scope="module")
+def solution():
+    subprocess.run([sys.executable, "model.py"], cwd=HERE, check=True, timeout=3600)
+    return json.loads((HERE / "solution.json").read_text(encoding="utf-8"))
+
+
+def test_model_reproduces_the_recorded_answer(solution):
+    assert solution["status"] == EXPECTED_STATUS
+    if EXPECTED_OBJECTIVE is not None:
+        assert abs(solution["objective"] - EXPECTED_OBJECTIVE) <= ATOL + RTOL * abs(EXPECTED_OBJECTIVE)
+
+
+@pytest.mark.skipif(EXPECTED_OBJECTIVE is None, reason="no solution to simulate for this status")
+@pytest.mark.skipif(not (HERE / "simulator" / "simulator.py").exists(), reason="no simulator in this package")
+@pytest.mark.xfail(not VERIFIED, reason="this package did not pass validation; see report.md", strict=False)
+def test_simulator_accepts_the_solution(solution):
+    sys.path.insert(0, str(HERE))
+    from simulator.simulator import simulate
+
+    data = json.loads((HERE / "data.json").read_text(encoding="utf-8"))
+    verdict = simulate(solution["variables"], data, tol=ATOL)
+    assert verdict["feasible"], verdict["violations"]
+    assert abs(verdict["objective"] - solution["objective"]) <= ATOL + RTOL * abs(solution["objective"])
+'''
+
+
+def _domain(kind: VarType, lower: float | None, upper: float | None) -> str:
+    if kind is VarType.BINARY:
+        return r"\in \{0, 1\}"
+    space = r"\mathbb{Z}" if kind is VarType.INTEGER else r"\mathbb{R}"
+    low = "-\\infty" if lower is None else f"{lower:g}"
+    high = "\\infty" if upper is None else f"{upper:g}"
+    return f"\\in {space},\\ {low} \\le \\cdot \\le {high}"
+
+
+def render_formulation(spec: ProblemSpec) -> str:
+    """P* as a readable mathematical formulation (Markdown with LaTeX)."""
+    lines = [f"# {spec.title or 'Formulation'}", "", spec.summary, ""]
+    if spec.sets:
+        lines += ["## Sets", ""] + [
+            f"- ${s.name}$ = {{{', '.join(map(str, s.elements))}}} {s.description}" for s in spec.sets
+        ]
+        lines.append("")
+    if spec.parameters:
+        lines += ["## Parameters", ""]
+        for p in spec.parameters:
+            index = f"_{{{','.join(p.indices)}}}" if p.indices else ""
+            unit = f" [{p.unit}]" if p.unit else ""
+            lines.append(f"- ${p.name}{index}${unit}: {p.description} (see data.json)")
+        lines.append("")
+    lines += ["## Decision variables", ""]
+    for v in spec.variables:
+        index = f"_{{{','.join(v.indices)}}}" if v.indices else ""
+        lines.append(f"- ${v.name}{index} {_domain(v.type, v.lower, v.upper)}$: {v.description}")
+    if spec.state_variables:
+        lines += ["", "## State variables and transitions", ""]
+        lines += [f"- ${s.name}$: {s.description}" for s in spec.state_variables]
+        lines += [f"- ${t.expression}$ {t.description}" for t in spec.transitions]
+    lines += [
+        "",
+        "## Objective",
+        "",
+        f"$$\\{'min' if spec.objective.sense == 'minimize' else 'max'}\\ {spec.objective.expression}$$",
+    ]
+    if spec.objective.description:
+        lines.append(spec.objective.description)
+    lines += ["", "## Constraints", ""]
+    for c in spec.constraints:
+        scope = f" \\quad \\forall {c.for_all}" if c.for_all else ""
+        lines.append(f"- **{c.name}**: ${c.expression}{scope}$ — {c.meaning}")
+    if spec.assumptions:
+        lines += ["", "## Assumptions", ""] + [f"- {a}" for a in spec.assumptions]
+    return "\n".join(lines) + "\n"
+
+
+def render_report_md(report: dict[str, Any]) -> str:
+    """The run report as Markdown."""
+    result = report["result"]
+    lines = [
+        f"# Run {report['run_id']}",
+        "",
+        f"- status: **{result['status']}**",
+        f"- objective: **{result['objective']}**",
+        f"- verified: **{'yes' if result['verified'] else 'no'}**",
+        f"- pass@1: {result.get('pass_at_1')}",
+        f"- wall time: {report['seconds']:.1f} s (model wait {report['llm_wait_seconds']:.1f} s)",
+        f"- tokens: {report['usage']['prompt_tokens']} in, {report['usage']['completion_tokens']} out; "
+        f"cost: {report['usage']['cost_usd'] if report['usage']['cost_usd'] is not None else 'unknown'} USD",
+        "",
+        "## Stages",
+        "",
+        "| stage | status | seconds |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {s['stage']} | {s['status']} | {s['seconds']:.2f} |" for s in report["stages"]]
+    lines += ["", "## Optimizers", ""]
+    for opt in report["optimizers"]:
+        lines.append(
+            f"### {opt['name']} ({opt['solver']}): {opt['status']}, objective {opt['objective']}, "
+            f"verified {'yes' if opt['verified'] else 'no'}"
+        )
+        if opt["note"]:
+            lines.append(f"_{opt['note']}_")
+        for rep in opt["reports"]:
+            verdict = "passed" if rep["passed"] else "failed"
+            lines.append(f"- round {rep['round']}: {verdict}")
+            lines += [f"  - [{i['kind']}] {i['message']}" for i in rep["issues"]]
+        lines.append("")
+    lines += [
+        "## Model calls",
+        "",
+        "| stage | calls | tokens in | tokens out | seconds | cost USD |",
+        "|---|---|---|---|---|---|",
+    ]
+    for stage, row in report["llm"]["per_stage"].items():
+        lines.append(
+            f"| {stage} | {row['calls']} | {row['prompt_tokens']} | {row['completion_tokens']} | "
+            f"{row['seconds'] or 0:.1f} | {row['cost_usd'] if row['cost_usd'] is not None else '-'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def build_package(
+    workspace: Workspace,
+    spec: ProblemSpec,
+    snapshot: Path,
+    target: Path,
+    *,
+    status: SolveStatus,
+    objective: float | None,
+    verified: bool,
+    atol: float,
+    rtol: float,
+    report: dict[str, Any],
+) -> Path:
+    """Assemble the package from the chosen optimizer's accepted snapshot into ``target``."""
+    if target.exists():
+        shutil.rmtree(target)
+    (target / "simulator").mkdir(parents=True)
+    shutil.copyfile(snapshot / "model.py", target / "model.py")
+    shutil.copyfile(snapshot / "solution.json", target / "solution.json")
+    shutil.copyfile(workspace.data, target / "data.json")
+    shutil.copyfile(workspace.spec, target / "spec.json")
+    for name in ("__init__.py", "simulator.py", "test_simulator.py"):
+        source = workspace.simulator_dir / name
+        if source.exists():
+            shutil.copyfile(source, target / "simulator" / name)
+    atomic_write_text(target / "check_solution.py", harness_source("check_solution.py"))
+    atomic_write_text(
+        target / "test_model.py",
+        _TEST_MODEL.format(status=status.value, objective=objective, atol=atol, rtol=rtol, verified=verified),
+    )
+    atomic_write_text(target / "formulation.md", render_formulation(spec))
+    atomic_write_json(target / "report.json", report)
+    atomic_write_text(target / "report.md", render_report_md(report))
+    return target

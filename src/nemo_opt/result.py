@@ -1,0 +1,85 @@
+"""The outcome of one run, as returned to callers and written to ``result.json``."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["ErrorKind", "Event", "RunResult", "StageTiming", "new_run_id", "sha256_text"]
+
+ErrorKind = Literal["bad_input", "config", "run_failure", "interrupted"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """A progress event for whoever watches a run (the CLI renders them)."""
+
+    stage: str
+    status: Literal["started", "finished", "failed", "info"]
+    message: str = ""
+
+
+@dataclass
+class StageTiming:
+    """Wall-clock span of one stage."""
+
+    stage: str
+    status: str
+    started: float
+    ended: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended or time.monotonic()) - self.started
+
+
+@dataclass
+class RunResult:
+    """Final answer and provenance of a run; ``error`` is set when the run could not finish."""
+
+    run_id: str
+    folder: Path
+    status: str
+    objective: float | None = None
+    verified: bool = False
+    package: Path | None = None
+    pass_at_1: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    llm_wait_seconds: float = 0.0
+    usage: dict[str, Any] = field(default_factory=dict)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    optimizers: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 verified; 1 answer not verified; 2 bad input; 3 configuration; 4 run failure; 5 infeasible/unbounded."""
+        if self.error_kind == "bad_input":
+            return 2
+        if self.error_kind == "config":
+            return 3
+        if self.error_kind == "interrupted":
+            return 130
+        if self.error_kind is not None:
+            return 4
+        if self.status in {"infeasible", "unbounded", "infeasible_or_unbounded"}:
+            return 5
+        return 0 if self.verified else 1
+
+
+def new_run_id(problem: str) -> str:
+    """A sortable, readable, unique run id: time, a slug of the first words, random suffix."""
+    words = re.findall(r"[a-z0-9]+", problem.lower())[:4]
+    slug = "-".join(words)[:32] or "problem"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(2)}"
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
