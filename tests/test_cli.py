@@ -1,0 +1,93 @@
+"""The command line as users run it: a real process, its exit code, what it prints."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nemo_opt.testing import OpenAICompatServer, RoleRouter
+from tests.scenarios import EXTRACT, OPTIMIZER, SIMULATOR, product_mix
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "product_mix.md"
+
+
+def nemo(*args: str, home: Path, stdin: bytes | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update(NEMO_HOME=str(home), NEMO_LLM_CACHE="off", COLUMNS="200")
+    return subprocess.run(
+        [sys.executable, "-m", "nemo_opt", *args],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def test_solve_then_show(tmp_path: Path) -> None:
+    router = RoleRouter(
+        {EXTRACT: [product_mix.EXTRACTION], SIMULATOR: product_mix.SIMULATOR, OPTIMIZER: product_mix.OPTIMIZER}
+    )
+    out_dir = tmp_path / "delivered"
+    with OpenAICompatServer(router) as server:
+        done = nemo(
+            "solve",
+            str(EXAMPLE),
+            "--model",
+            f"openai-compatible:scripted@{server.url}",
+            "--out",
+            str(out_dir),
+            home=tmp_path / "home",
+        )
+    assert done.returncode == 0, done.stderr
+    for stage in ("extract", "recommend", "agents", "consensus", "package"):
+        assert f"✓ {stage}" in done.stderr
+    assert "verified" in done.stderr and "yes" in done.stderr and "4100" in done.stderr
+    assert (out_dir / "model.py").exists() and (out_dir / "test_model.py").exists()
+
+    runs = list((tmp_path / "home" / "runs").iterdir())
+    assert len(runs) == 1
+    shown = nemo("show", runs[0].name[:15], home=tmp_path / "home")
+    assert shown.returncode == 0, shown.stderr
+    assert "finishing_capacity" in shown.stdout and "round 1: passed" in shown.stdout
+
+
+def test_no_model_configured_explains_how(tmp_path: Path) -> None:
+    done = nemo("solve", str(EXAMPLE), home=tmp_path)
+    assert done.returncode == 3
+    assert "OPENAI_API_KEY" in done.stderr and "openai-compatible:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_key_names_the_variable(tmp_path: Path) -> None:
+    done = nemo("solve", str(EXAMPLE), "--model", "openai:gpt-4.1", home=tmp_path)
+    assert done.returncode == 3 and "OPENAI_API_KEY" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bad_input_files(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.md"
+    empty.write_text("  \n")
+    binary = tmp_path / "data.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    for path, message in ((empty, "is empty"), (binary, "binary"), (tmp_path / "nope.md", "does not exist")):
+        done = nemo("solve", str(path), "--model", "openai-compatible:x@http://127.0.0.1:9/v1", home=tmp_path)
+        assert done.returncode == 2, (path, done.stderr)
+        assert message in done.stderr and "Traceback" not in done.stderr
+    done = nemo("solve", "-", "--model", "openai-compatible:x@http://127.0.0.1:9/v1", home=tmp_path, stdin=b"")
+    assert done.returncode == 2 and "stdin is empty" in done.stderr
+
+
+def test_unreachable_server_ends_quickly_without_traceback(tmp_path: Path) -> None:
+    started = time.monotonic()
+    env_home = tmp_path / "home"
+    env_home.mkdir()
+    (env_home / "nemo.toml").write_text("llm_max_retries = 1\nllm_backoff_max = 0.2\n")
+    done = nemo("solve", str(EXAMPLE), "--model", "openai-compatible:qwen@http://127.0.0.1:9/v1", home=env_home)
+    assert time.monotonic() - started < 60
+    assert done.returncode == 4, done.stderr
+    assert "127.0.0.1:9" in done.stderr and "Traceback" not in done.stderr
+    assert "Everything produced so far is in" in done.stderr

@@ -1,0 +1,154 @@
+"""End to end through the loopback OpenAI-compatible server: real SDK, HTTP, sandbox, solvers and SQLite.
+
+The model replies are scripted (see tests/scenarios); everything else is the real thing. Expected answers
+come from hand computation or the benchmark's gold answer.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from nemo_opt.pipeline import Pipeline
+from nemo_opt.result import RunResult
+from nemo_opt.settings import Settings
+from nemo_opt.store import RunStore
+from nemo_opt.testing import OpenAICompatServer, RoleRouter
+from tests.conftest import benchmark_item
+from tests.scenarios import EXTRACT, OPTIMIZER, SIMULATOR, btd, ducks, feed, product_mix
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_scenario(settings: Settings, scenario: ModuleType, problem: str) -> tuple[RunResult, OpenAICompatServer]:
+    """Solve ``problem`` with the scenario's scripted replies served over loopback HTTP."""
+    router = RoleRouter({EXTRACT: [scenario.EXTRACTION], SIMULATOR: scenario.SIMULATOR, OPTIMIZER: scenario.OPTIMIZER})
+    with OpenAICompatServer(router) as server:
+        settings.model = f"openai-compatible:scripted@{server.url}"
+        result = Pipeline(settings).solve(problem)
+    assert router.remaining(SIMULATOR) == 0 and router.remaining(OPTIMIZER) == 0, "script not fully used"
+    return result, server
+
+
+def _requests_of(server: OpenAICompatServer, marker: str) -> list[dict[str, Any]]:
+    return [r for r in server.chat_requests if marker in json.dumps(r["messages"][0])]
+
+
+def _tool_results(request: dict[str, Any]) -> list[str]:
+    return [m["content"] for m in request["messages"] if m["role"] == "tool"]
+
+
+def test_product_mix_simulator_catches_the_missing_constraint(settings: Settings) -> None:
+    problem = (REPO / "examples" / "product_mix.md").read_text()
+    result, server = run_scenario(settings, product_mix, problem)
+
+    assert result.error is None, result.error
+    assert result.verified and result.status == "optimal"
+    assert result.objective == pytest.approx(product_mix.EXPECTED_OBJECTIVE)
+    # pass@1 is the first optimizer's final answer; the first accepted model was the wrong one.
+    first_report, final_report = result.optimizers[0]["reports"]
+    assert not first_report["passed"] and final_report["passed"]
+    assert first_report["objective_model"] == pytest.approx(product_mix.WRONG_OBJECTIVE)
+    violated = [i for i in first_report["issues"] if i["kind"] == "constraint_violation"]
+    assert [i["constraint"] for i in violated] == [product_mix.VIOLATED]
+    assert violated[0]["amount"] == pytest.approx(14.0)
+
+    optimizer_requests = _requests_of(server, OPTIMIZER)
+    # The crash of the first draft reached the agent as an observation with the traceback ...
+    assert any("KeyError: 'profits'" in text for r in optimizer_requests for text in _tool_results(r))
+    # ... and the repair instruction names the violated constraint and both objective values.
+    repair = [m["content"] for m in optimizer_requests[-3]["messages"] if m["role"] == "user"][-1]
+    assert "FAILED validation" in repair and product_mix.VIOLATED in repair
+
+    # The run folder keeps every artifact of the workspace-state layout.
+    folder = result.folder
+    for name in (
+        "problem.md",
+        "spec.json",
+        "data.json",
+        "simulator/simulator.py",
+        "result.json",
+        "optimizers/opt_1/model.py",
+        "optimizers/opt_1/validation_0.json",
+        "optimizers/opt_1/history/round_0/model.py",
+        "trajectories/simulator.json",
+        "trajectories/optimizer_1.json",
+        "extract/candidate_0.json",
+    ):
+        assert (folder / name).exists(), name
+    store = RunStore(settings.store_path)
+    calls = store.llm_calls(result.run_id)
+    assert {c["stage"] for c in calls} == {"extract", "simulator", "optimizer_1"}
+    assert all(c["template"] and c["prompt_tokens"] > 0 for c in calls)
+    assert store.get_run(result.run_id)["verified"] == 1
+
+
+def test_package_reruns_with_plain_python_and_pytest(settings: Settings, tmp_path: Path) -> None:
+    problem = (REPO / "examples" / "product_mix.md").read_text()
+    result, _ = run_scenario(settings, product_mix, problem)
+    package = result.package
+    assert package is not None
+    for name in (
+        "model.py",
+        "data.json",
+        "simulator/simulator.py",
+        "test_model.py",
+        "formulation.md",
+        "report.json",
+        "report.md",
+    ):
+        assert (package / name).exists(), name
+    (package / "solution.json").unlink()
+    run = subprocess.run([sys.executable, "model.py"], cwd=package, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads((package / "solution.json").read_text())["objective"] == pytest.approx(4100.0)
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_model.py", "simulator"],
+        cwd=package,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "5 passed" in tests.stdout
+    assert "finishing_capacity" in (package / "formulation.md").read_text()
+
+
+def test_ducks_milp_with_malformed_tool_call_and_repair(settings: Settings) -> None:
+    item = benchmark_item(ducks.BENCHMARK_FILE, ducks.ITEM_ID)
+    result, server = run_scenario(settings, ducks, item["question"])
+    assert result.verified and result.error is None
+    assert result.objective == pytest.approx(item["answer"])
+    first = result.optimizers[0]["reports"][0]
+    assert [i["constraint"] for i in first["issues"] if i["kind"] == "constraint_violation"] == [ducks.VIOLATED]
+    assert first["objective_model"] == pytest.approx(1120.0)
+    # The malformed tool call got an explanation, not a crash.
+    sim_requests = _requests_of(server, SIMULATOR)
+    assert any("not valid JSON" in text for text in _tool_results(sim_requests[1]))
+
+
+def test_feed_lp_with_the_plain_text_protocol(settings: Settings) -> None:
+    item = benchmark_item(feed.BENCHMARK_FILE, feed.ITEM_ID)
+    settings.agent_protocol = "text"
+    result, server = run_scenario(settings, feed, item["question"])
+    assert result.verified and result.error is None
+    assert result.objective == pytest.approx(item["answer"], rel=1e-9)
+    # No tools are offered in text mode, and the two-block reply was refused with an explanation.
+    sim_requests = _requests_of(server, SIMULATOR)
+    assert all(not r.get("tools") for r in sim_requests)
+    assert "2 bash blocks" in sim_requests[1]["messages"][-1]["content"]
+
+
+def test_multi_period_plan_with_a_simulator_that_fixes_its_own_test(settings: Settings) -> None:
+    item = benchmark_item(btd.BENCHMARK_FILE, btd.ITEM_ID)
+    result, server = run_scenario(settings, btd, item["question"])
+    assert result.verified and result.error is None
+    assert result.objective == pytest.approx(item["answer"])
+    failing_run = _tool_results(_requests_of(server, SIMULATOR)[3])[-1]
+    assert "1 failed" in failing_run and "103950" in failing_run
