@@ -223,6 +223,7 @@ class Pipeline:
             detail["message"] = f"{rec.problem_class.value}: {', '.join(rec.ranking[:3])}"
         install_harness(workspace)
         sandbox = sandbox_from_settings(s, workspace.root)
+        self.on_event(Event("sandbox", "info", sandbox.describe_containment()))
         outcomes = self._agents(problem, spec, rec, workspace, sandbox, recorder, result, timings)
         with self._stage(result.run_id, "consensus", timings) as detail:
             consensus = decide(outcomes, s.atol, s.rtol)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from nemo_opt.exceptions import CostCeilingReached, LLMError
@@ -75,6 +75,11 @@ class Accounting:
             }
 
 
+def _model_id(name: str) -> str:
+    """The model part of ``provider:model[@url]``."""
+    return name.split(":", 1)[-1].split("@", 1)[0]
+
+
 class RecordedLLM:
     """A model bound to a run and stage; every call is cached (per policy), logged and accounted."""
 
@@ -123,7 +128,7 @@ class RecordedLLM:
             return
         # The prompt alone must fit under the ceiling: chars/4 is the usual token estimate.
         prompt_tokens = sum(len(m.content) + sum(len(t.arguments) for t in m.tool_calls) for m in messages) // 4
-        estimate = cost_usd(self.inner.name.split(":", 1)[-1], Usage(prompt_tokens, 0)) or 0.0
+        estimate = cost_usd(_model_id(self.inner.name), Usage(prompt_tokens, 0)) or 0.0
         spent = self.accounting.cost_usd
         if spent + estimate > self.max_cost_usd:
             raise CostCeilingReached(
@@ -159,6 +164,9 @@ class RecordedLLM:
             self._log(None, template, f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - started)
             raise
         ended = time.monotonic()
+        if completion.cost_usd is None:
+            # Backends price what they know; any other backend is priced here from the model part of its name.
+            completion = replace(completion, cost_usd=cost_usd(_model_id(self.inner.name), completion.usage))
         if key is not None and self.cache is not None:
             self.cache.put(key, completion)
         self.accounting.add(completion, started, ended)

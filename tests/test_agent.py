@@ -1,0 +1,162 @@
+"""The built-in agent loop against a scripted model, with the real sandbox and files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nemo_opt.agent.base import Acceptance, AgentStatus, AgentTask
+from nemo_opt.agent.loop import AgentLimits, ToolLoopAgent
+from nemo_opt.llm.recorder import RecordedLLM
+from nemo_opt.sandbox import make_sandbox
+from nemo_opt.sandbox.base import Limits
+from nemo_opt.testing import Reply, ScriptedLLM
+from nemo_opt.workspace import Workspace
+from tests.scenarios import bash_reply, call, say
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    ws = Workspace(tmp_path / "ws")
+    ws.create()
+    return ws
+
+
+def _task(ws: Workspace, accept: Any = None) -> AgentTask:
+    def default() -> Acceptance:
+        done = ws.root / "done.txt"
+        return Acceptance(done.exists(), "" if done.exists() else "done.txt does not exist yet")
+
+    return AgentTask("worker", "system prompt", "make done.txt", ws.root, accept or default, "done.txt exists")
+
+
+def _agent(ws: Workspace, script: Any, protocol: str = "tools", **limits: Any) -> tuple[ToolLoopAgent, ScriptedLLM]:
+    llm = ScriptedLLM(script)
+    sandbox = make_sandbox("auto", ws.root, Limits(timeout=30))
+    agent = ToolLoopAgent(RecordedLLM(llm), sandbox, ws, protocol=protocol, limits=AgentLimits(**limits))  # type: ignore[arg-type]
+    return agent, llm
+
+
+def _observations(llm: ScriptedLLM, index: int) -> list[str]:
+    return [m["content"] for m in llm.requests[index]["messages"] if m["role"] in {"tool", "user"}]
+
+
+def test_refused_submit_then_accepted(workspace: Workspace) -> None:
+    agent, llm = _agent(
+        workspace,
+        [
+            say("", call("submit", summary="early")),
+            say("", call("bash", command="echo ok > done.txt")),
+            say("", call("submit", summary="made the file")),
+        ],
+    )
+    result = agent.run(_task(workspace))
+    assert result.status is AgentStatus.SUBMITTED and result.summary == "made the file" and result.steps == 3
+    assert "Submit refused: done.txt does not exist yet" in _observations(llm, 1)[-1]
+    trajectory = json.loads((workspace.trajectories / "worker.json").read_text())
+    assert trajectory["status"] == "submitted" and len(trajectory["events"]) == 3
+
+
+def test_tool_mistakes_come_back_as_observations(workspace: Workspace) -> None:
+    outside = workspace.root.parent / "secret.txt"
+    outside.write_text("top secret")
+    os.symlink(outside, workspace.root / "link.txt")
+    agent, llm = _agent(
+        workspace,
+        [
+            Reply(tool_calls=[("write_file", '{"path": "a.py", "content": "x = ')]),
+            Reply(tool_calls=[("launch_rocket", {})]),
+            say("", call("read_file", path="../secret.txt")),
+            say("", call("read_file", path="link.txt")),
+            say("", call("write_file", path="a.py", content="x = 1\n")),
+            say("", call("edit_file", path="a.py", old_text="y = 2", new_text="y = 3")),
+            say("I am done."),
+            say(
+                "",
+                call("bash", command="touch done.txt"),
+                call("submit", summary="ok"),
+                call("bash", command="rm done.txt"),
+            ),
+        ],
+    )
+    result = agent.run(_task(workspace))
+    assert result.submitted
+    texts = [_observations(llm, i)[-1] for i in range(1, 8)]
+    assert "not valid JSON" in texts[0]
+    assert "no tool named 'launch_rocket'" in texts[1]
+    assert "outside the workspace" in texts[2] and "outside the workspace" in texts[3]
+    assert "does not occur" in texts[5]
+    assert "called no tool" in texts[6]
+    # The call after an accepted submit is answered but not run, so the file stays.
+    assert (workspace.root / "done.txt").exists()
+    last = result.messages[-1]
+    assert last.role == "tool" and "Not run" in last.content
+
+
+def test_text_protocol_needs_exactly_one_block_and_the_marker(workspace: Workspace) -> None:
+    agent, llm = _agent(
+        workspace,
+        [
+            Reply(text="I will think about it."),
+            bash_reply("Submitting too early.", "echo NEMO_SUBMIT"),
+            bash_reply("Create it.", "echo hi > done.txt && cat done.txt"),
+            bash_reply("Done.", "echo NEMO_SUBMIT"),
+        ],
+        protocol="text",
+    )
+    result = agent.run(_task(workspace))
+    assert result.submitted and result.steps == 4
+    assert "no bash block" in _observations(llm, 1)[-1]
+    assert "Submit refused" in _observations(llm, 2)[-1]
+    assert "exit code 0" in _observations(llm, 3)[-1] and "hi" in _observations(llm, 3)[-1]
+    assert all(r["tools"] is None for r in llm.requests)
+
+
+def test_step_and_token_limits_stop_a_looping_model(workspace: Workspace) -> None:
+    def forever(messages: list[dict[str, Any]], tools: Any) -> Reply:
+        return say("again", call("bash", command="echo still working"))
+
+    agent, _ = _agent(workspace, forever, max_steps=4)
+    result = agent.run(_task(workspace))
+    assert result.status is AgentStatus.LIMITS_EXCEEDED and "step limit of 4" in result.reason
+    assert json.loads((workspace.trajectories / "worker.json").read_text())["status"] == "limits_exceeded"
+
+    agent, _ = _agent(workspace, forever, max_steps=100, max_tokens=500)
+    result = agent.run(_task(workspace))
+    assert "token limit of 500" in result.reason and result.steps < 100
+
+
+def test_command_timeout_is_reported_to_the_agent(workspace: Workspace) -> None:
+    agent, llm = _agent(
+        workspace,
+        [
+            say("", call("bash", command="sleep 30")),
+            say("", call("bash", command="touch done.txt")),
+            say("", call("submit")),
+        ],
+        command_timeout=1.0,
+    )
+    assert agent.run(_task(workspace)).submitted
+    assert "timeout limit reached" in _observations(llm, 1)[-1]
+
+
+def test_resume_keeps_the_conversation(workspace: Workspace) -> None:
+    agent, llm = _agent(
+        workspace,
+        [
+            say("", call("bash", command="touch done.txt")),
+            say("", call("submit")),
+            say("", call("submit", summary="again")),
+        ],
+    )
+    first = agent.run(_task(workspace))
+    follow_up = AgentTask("worker", "system prompt", "please check again", workspace.root, _task(workspace).accept, "")
+    second = agent.run(follow_up, history=first.messages)
+    assert second.submitted and second.summary == "again"
+    sent = llm.requests[-1]["messages"]
+    assert sent[0]["content"] == "system prompt" and sent[-1]["content"] == "please check again"
+    assert len(json.loads((workspace.trajectories / "worker.json").read_text())["events"]) == 3

@@ -1,0 +1,115 @@
+"""P* schema rules, tolerant JSON parsing and the extraction stage with its repair round-trip."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from nemo_opt.exceptions import BadInput, ExtractionFailed
+from nemo_opt.jsonparse import parse_json_object
+from nemo_opt.llm.recorder import RecordedLLM
+from nemo_opt.spec import ProblemSpec, data_from_spec, index_keys
+from nemo_opt.stages.extract import extract
+from nemo_opt.store import RunStore
+from nemo_opt.testing import Reply, ScriptedLLM
+from nemo_opt.workspace import Workspace
+from tests.scenarios import btd, product_mix
+
+
+def test_spec_builds_data_and_index_keys() -> None:
+    spec = ProblemSpec.model_validate(btd.SPEC)
+    data = data_from_spec(spec)
+    assert data["months"] == [1, 2, 3, 4, 5, 6] and data["demand"]["5"] == 520
+    assert index_keys(spec, ["months"])[0] == ("1",)
+    assert spec.variable("overtime").upper == 80
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda s: s["variables"][0].update(name="make table"), "not a valid Python identifier"),
+        (lambda s: s["parameters"].append({"name": "make", "value": 1}), "used by a parameter and a variable"),
+        (lambda s: s["variables"][0].update(indices=["items"]), "unknown set"),
+        (lambda s: s["variables"][0].update(lower=5, upper=1), "exceeds upper bound"),
+        (lambda s: s.update(variables=[]), "at least 1 item"),
+        (lambda s: s["objective"].update(sense="optimize"), "sense"),
+    ],
+)
+def test_spec_rejects_inconsistent_extractions(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+    raw = copy.deepcopy(product_mix.SPEC)
+    mutate(raw)
+    with pytest.raises(ValidationError, match=message):
+        ProblemSpec.model_validate(raw)
+
+
+def test_spec_normalizes_sense_and_binary_bounds() -> None:
+    raw = copy.deepcopy(product_mix.SPEC)
+    raw["objective"]["sense"] = "Max"
+    raw["variables"].append({"name": "open", "type": "binary", "lower": None, "upper": 7})
+    spec = ProblemSpec.model_validate(raw)
+    assert spec.objective.sense == "maximize"
+    assert (spec.variable("open").lower, spec.variable("open").upper) == (0.0, 1.0)
+
+
+def test_parse_json_object_tolerates_what_models_send() -> None:
+    assert parse_json_object('Sure!\n```json\n{"a": [1, 2,], "b": None}\n```\nHope this helps.') == {
+        "a": [1, 2],
+        "b": None,
+    }
+    assert parse_json_object('The answer: {"x": {"y": 1}} as requested') == {"x": {"y": 1}}
+    assert parse_json_object('Reasoning first.\n{\n  "k": true\n}\nDone.') == {"k": True}
+    with pytest.raises(ValueError, match="no valid JSON object"):
+        parse_json_object("I cannot help with that.")
+
+
+def _recorded(script: list[Reply], tmp_path: Path) -> tuple[RecordedLLM, ScriptedLLM, RunStore]:
+    llm = ScriptedLLM(script)
+    store = RunStore(tmp_path / "runs.db")
+    store.create_run("r1", tmp_path, "t", "sha")
+    return RecordedLLM(llm, store=store, run_id="r1", stage="extract"), llm, store
+
+
+def test_malformed_extraction_is_repaired_once(tmp_path: Path) -> None:
+    broken = Reply(text='```json\n{"title": "x", "variables": [{"name": "make"}], "objective": {"sense": "max"\n```')
+    recorded, llm, store = _recorded([broken, product_mix.EXTRACTION], tmp_path)
+    workspace = Workspace(tmp_path / "ws")
+    workspace.create()
+    result = extract("problem text", recorded, workspace)
+    assert result.spec.title == "Workshop production plan"
+    assert result.candidates[0].repaired and result.dropped == 0
+    # The repair request shows the model its reply and the parse error.
+    repair_messages = llm.requests[1]["messages"]
+    assert repair_messages[1]["role"] == "assistant" and "could not be used" in repair_messages[2]["content"]
+    assert [c["template"] for c in store.llm_calls("r1")] == ["extract", "extract_repair"]
+    assert (workspace.extract_dir / "candidate_0.json").exists()
+
+
+def test_extraction_that_stays_malformed_fails_with_the_reason(tmp_path: Path) -> None:
+    recorded, _, _ = _recorded([Reply(text="no json here"), Reply(text="still none")], tmp_path)
+    workspace = Workspace(tmp_path / "ws")
+    workspace.create()
+    with pytest.raises(ExtractionFailed, match="no valid JSON object"):
+        extract("problem text", recorded, workspace)
+
+
+def test_several_samples_drop_malformed_and_keep_the_rest(tmp_path: Path) -> None:
+    bad = Reply(text='{"variables": []}')
+    script = [bad, product_mix.EXTRACTION, Reply(text="{}"), bad]
+    recorded, llm, _ = _recorded(script, tmp_path)
+    workspace = Workspace(tmp_path / "ws")
+    workspace.create()
+    # n=2: the first sample is malformed, its repair too; the second is good.
+    result = extract("problem text", recorded, workspace, samples=2, temperature=0.7)
+    assert result.chosen == 1 and result.dropped == 1
+    assert llm.requests[0]["n"] == 2 and llm.requests[0]["temperature"] == 0.7
+
+
+def test_no_decision_is_bad_input(tmp_path: Path) -> None:
+    recorded, _, _ = _recorded([Reply(text='{"error": "no_decision", "reason": "a poem"}')], tmp_path)
+    workspace = Workspace(tmp_path / "ws")
+    workspace.create()
+    with pytest.raises(BadInput, match="a poem"):
+        extract("Roses are red, violets are blue, sugar is sweet.", recorded, workspace)

@@ -1,0 +1,152 @@
+"""Validation V(x*), consensus over optimizers, and solver recommendation."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from nemo_opt.sandbox import make_sandbox
+from nemo_opt.sandbox.base import Limits
+from nemo_opt.solution import SolveStatus
+from nemo_opt.solvers.registry import Highs, ProblemClass, PulpCbc
+from nemo_opt.spec import ProblemSpec, data_from_spec
+from nemo_opt.stages.consensus import decide
+from nemo_opt.stages.optimize import OptimizerOutcome
+from nemo_opt.stages.recommend import classify, recommend
+from nemo_opt.stages.simulate import accept_simulator, probe_solution
+from nemo_opt.stages.validate import check_domains, check_shapes, validate
+from nemo_opt.workspace import Workspace
+from tests.scenarios import ducks, product_mix
+
+SPEC = ProblemSpec.model_validate(product_mix.SPEC)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    ws = Workspace(tmp_path / "run")
+    ws.create()
+    ws.write_json("data.json", data_from_spec(SPEC))
+    ws.write_text("simulator/__init__.py", "")
+    ws.write_text("simulator/simulator.py", product_mix.SIMULATOR_CODE)
+    ws.write_text("simulator/test_simulator.py", product_mix.SIMULATOR_TESTS)
+    return ws
+
+
+def _solution(ws: Workspace, make: dict[str, float], objective: float, status: str = "optimal") -> Path:
+    return ws.write_json(
+        "optimizers/opt_1/solution.json", {"status": status, "objective": objective, "variables": {"make": make}}
+    )
+
+
+def _check(ws: Workspace, path: Path):  # type: ignore[no-untyped-def]
+    sandbox = make_sandbox("auto", ws.root, Limits(timeout=60))
+    return validate(SPEC, ws, sandbox, path, optimizer="opt_1", round_number=0, atol=1e-6, rtol=1e-6, timeout=60)
+
+
+def test_feasible_solution_with_matching_objective_passes(workspace: Workspace) -> None:
+    report = _check(workspace, _solution(workspace, {"table": 30, "chair": 40}, 4100.0))
+    assert report.passed and report.objective_simulator == 4100.0
+    assert (workspace.root / "optimizers/opt_1/validation_0.json").exists()
+
+
+def test_solver_noise_within_tolerance_passes(workspace: Workspace) -> None:
+    report = _check(workspace, _solution(workspace, {"table": 29.9999999, "chair": 40.0000001}, 4100.000001))
+    assert report.passed, report.render()
+
+
+def test_objective_mismatch_reports_both_values(workspace: Workspace) -> None:
+    report = _check(workspace, _solution(workspace, {"table": 30, "chair": 40}, 4200.0))
+    assert not report.passed
+    (issue,) = report.issues
+    assert issue.kind == "objective_mismatch" and "4200" in issue.message and "4100" in issue.message
+
+
+def test_violation_names_constraint_amount_and_variables(workspace: Workspace) -> None:
+    report = _check(workspace, _solution(workspace, {"table": 51, "chair": 12}, 4170.0))
+    (issue,) = report.issues
+    assert issue.constraint == "finishing_capacity" and issue.amount == pytest.approx(14)
+    assert issue.variables == ["make[table]", "make[chair]"]
+    assert "finishing_capacity" in report.render()
+
+
+def test_shape_type_and_bound_problems_are_found_without_the_simulator() -> None:
+    assert [i.kind for i in check_shapes(SPEC, {})] == ["missing_variable"]
+    issues = check_shapes(SPEC, {"make": {"table": 3}})
+    assert issues[0].kind == "missing_variable" and "make[chair]" in issues[0].variables
+    assert check_shapes(SPEC, {"make": {"table": "3", "chair": 1}})[0].kind == "malformed_solution"
+    kinds = [i.kind for i in check_domains(SPEC, {"make": {"table": 2.5, "chair": -1}}, 1e-6, 1e-6)]
+    assert kinds == ["variable_type", "variable_bounds"]
+
+
+def test_crashing_simulator_is_reported_not_trusted(workspace: Workspace) -> None:
+    workspace.write_text("simulator/simulator.py", "def simulate(solution, data, tol=1e-6):\n    return 1 / 0\n")
+    report = _check(workspace, _solution(workspace, {"table": 30, "chair": 40}, 4100.0))
+    assert not report.passed and report.issues[0].kind == "simulator_error"
+    assert "ZeroDivisionError" in report.issues[0].message
+
+
+def test_infeasible_status_is_not_checkable(workspace: Workspace) -> None:
+    path = workspace.write_json("optimizers/opt_1/solution.json", {"status": "Infeasible", "objective": None})
+    report = _check(workspace, path)
+    assert not report.passed and not report.checkable and report.status is SolveStatus.INFEASIBLE
+
+
+def test_simulator_acceptance_runs_its_tests_and_a_probe(workspace: Workspace) -> None:
+    sandbox = make_sandbox("auto", workspace.root, Limits(timeout=60))
+    assert accept_simulator(workspace, sandbox, SPEC, 60).ok
+    probe = probe_solution(SPEC)
+    assert probe["variables"] == {"make": {"table": 0.0, "chair": 0.0}}
+    workspace.write_text("simulator/test_simulator.py", "def test_wrong():\n    assert 1 == 2\n")
+    verdict = accept_simulator(workspace, sandbox, SPEC, 60)
+    assert not verdict.ok and "tests fail" in verdict.reason and "assert 1 == 2" in verdict.reason
+    workspace.write_text("simulator/test_simulator.py", "x = 1\n")
+    assert "collected no tests" in accept_simulator(workspace, sandbox, SPEC, 60).reason
+
+
+def _outcome(name: str, status: str, objective: float | None, verified: bool = False) -> OptimizerOutcome:
+    return OptimizerOutcome(name, 1, "highs", Path("."), SolveStatus(status), objective, verified)
+
+
+def test_consensus_majority_status_then_median_of_largest_cluster() -> None:
+    outcomes = [
+        _outcome("a", "optimal", 100.0),
+        _outcome("b", "optimal", 100.00000001),
+        _outcome("c", "optimal", 120.0),
+        _outcome("d", "infeasible", None),
+    ]
+    result = decide(outcomes, 1e-6, 1e-6)
+    assert result.status is SolveStatus.OPTIMAL and result.objective == pytest.approx(100.000000005)
+    assert sorted(result.cluster) == ["a", "b"]
+    assert result.pass_at_1 == {"status": "optimal", "objective": 100.0, "verified": False}
+
+
+def test_consensus_prefers_verified_and_breaks_status_ties_by_order() -> None:
+    outcomes = [_outcome("a", "optimal", 90.0), _outcome("b", "optimal", 90.0), _outcome("c", "optimal", 95.0, True)]
+    result = decide(outcomes, 1e-6, 1e-6)
+    assert result.objective == 95.0 and result.verified and result.chosen is outcomes[2]
+    tie = decide([_outcome("a", "infeasible", None), _outcome("b", "optimal", 3.0)], 1e-6, 1e-6)
+    assert tie.status is SolveStatus.OPTIMAL
+
+
+def test_classification_and_ranking() -> None:
+    assert classify(SPEC)[0] is ProblemClass.MILP
+    lp = copy.deepcopy(product_mix.SPEC)
+    lp["variables"][0]["type"] = "continuous"
+    assert classify(ProblemSpec.model_validate(lp))[0] is ProblemClass.LP
+    qp = copy.deepcopy(lp)
+    qp["objective"]["expression"] = "sum(profit[p] * make[p] - 0.1 * make[p] * make[p] for p in products)"
+    assert classify(ProblemSpec.model_validate(qp))[0] is ProblemClass.QP
+    nlp = copy.deepcopy(lp)
+    nlp["constraints"][0]["expression"] = "sum(make[p] ** 1.5 for p in products) <= 100"
+    assert classify(ProblemSpec.model_validate(nlp))[0] is ProblemClass.NLP
+    ranking = recommend(ProblemSpec.model_validate(ducks.SPEC), installed=[PulpCbc, Highs])
+    assert ranking.problem_class is ProblemClass.MILP and ranking.ranking == ["highs", "cbc"]
+
+
+def test_solution_json_written_by_harness_is_plain_json(workspace: Workspace) -> None:
+    _check(workspace, _solution(workspace, {"table": 30, "chair": 40}, 4100.0))
+    verdict = json.loads((workspace.root / "optimizers/opt_1/simulation_0.json").read_text())
+    assert verdict == {"ok": True, "feasible": True, "objective": 4100.0, "violations": []}
