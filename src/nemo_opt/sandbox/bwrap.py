@@ -74,7 +74,7 @@ def _python_roots() -> list[Path]:
 
 @functools.cache
 def _system_args() -> tuple[str, ...]:
-    """Read-only binds of the system and the Python environment (the host layout does not change while we run)."""
+    """Read-only binds of the system (the host layout does not change while we run)."""
     args = ["--ro-bind", "/usr", "/usr"]
     for name in _SYSTEM_DIRS:
         path = Path(name)
@@ -86,6 +86,13 @@ def _system_args() -> tuple[str, ...]:
         path = Path("/etc", entry)
         if path.exists():
             args += ["--ro-bind", str(path), str(path)]
+    return tuple(args)
+
+
+@functools.cache
+def _python_args() -> tuple[str, ...]:
+    """Read-only binds of the Python environment; they come after the private /tmp so a venv under /tmp shows."""
+    args: list[str] = []
     for root in _python_roots():
         args += ["--ro-bind", str(root), str(root)]
     return tuple(args)
@@ -95,6 +102,7 @@ def _system_args() -> tuple[str, ...]:
 def _probe(bwrap: str) -> str | None:
     """Start ``true`` in a sandbox like the real ones; the reason it failed, or None when it works."""
     argv = [bwrap, *_namespace_args(), *_system_args(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    argv += _python_args()
     try:
         done = subprocess.run(
             [*argv, "--", "/bin/true"],
@@ -166,7 +174,7 @@ class BwrapSandbox(SubprocessSandbox):
         workspace = str(self.workspace)
         args = [*_namespace_args(), *_system_args(), "--proc", "/proc", "--dev", "/dev"]
         # tmpfs pages are not part of any process's address space, so RLIMIT_AS does not bound them; --size does.
-        args += ["--size", str(self.limits.memory_mb * MIB), "--tmpfs", "/tmp"]
+        args += ["--size", str(self.limits.memory_mb * MIB), "--tmpfs", "/tmp", *_python_args()]
         # Bound after /tmp so that a workspace living under /tmp is not hidden by the tmpfs.
         args += ["--bind", workspace, workspace, "--chdir", str(cwd), "--clearenv"]
         for name, value in env.items():
