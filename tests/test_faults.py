@@ -18,6 +18,10 @@ from tests.scenarios import EXTRACT, OPTIMIZER, SIMULATOR, call, product_mix, sa
 REPO = Path(__file__).resolve().parent.parent
 PROBLEM = (REPO / "examples" / "product_mix.md").read_text()
 WRONG_MODEL = product_mix.MODEL_DRAFT.replace('data["profits"]', 'data["profit"]')
+RIGHT_MODEL = WRONG_MODEL.replace(
+    'h.addConstr(make["chair"] >= data["min_chairs"])',
+    product_mix.FINISHING.strip() + '\nh.addConstr(make["chair"] >= data["min_chairs"])',
+)
 
 
 def _solve(settings: Settings, routes: dict[str, object], problem: str = PROBLEM):  # type: ignore[no-untyped-def]
@@ -68,12 +72,8 @@ def test_infeasible_problem_is_confirmed_and_reported(settings: Settings) -> Non
     spec["parameters"] = [
         {**p, "value": 200} if p["name"] == "min_chairs" else p for p in product_mix.SPEC["parameters"]
     ]
-    model = WRONG_MODEL.replace(
-        'h.addConstr(make["chair"] >= data["min_chairs"])',
-        product_mix.FINISHING.strip() + '\nh.addConstr(make["chair"] >= data["min_chairs"])',
-    )
     optimizer = [
-        say("", call("write_file", path="model.py", content=model)),
+        say("", call("write_file", path="model.py", content=RIGHT_MODEL)),
         say("", call("bash", command="python model.py")),
         say("HiGHS says infeasible.", call("submit", summary="infeasible")),
         say(
@@ -127,3 +127,42 @@ def test_missing_key_and_missing_model_name_the_fix(settings: Settings) -> None:
     with pytest.raises(ModelNotConfigured, match="openai-compatible:"):
         Pipeline(settings).solve(PROBLEM)
     assert not settings.run_root.exists() or not any(settings.run_root.iterdir())
+
+
+def test_simulator_that_crashes_on_a_solution_is_repaired_not_trusted(settings: Settings) -> None:
+    # A simulator computing a "slack ratio" divides by zero when the finishing hours are used exactly,
+    # which the probe (all zeros) does not reach but the optimum (30 tables, 40 chairs) does.
+    bug = '    slack_ratio = finishing / (data["finishing_available"] - finishing) if finishing else 0.0\n'
+    anchor = '    finishing = sum(data["finishing_hours"][p] * make[p] for p in products)\n'
+    crashing = product_mix.SIMULATOR_CODE.replace(anchor, anchor + bug)
+    assert crashing != product_mix.SIMULATOR_CODE
+    tests = product_mix.SIMULATOR_TESTS.replace("def test_plan_using_all_hours", "def _skipped_plan")
+    simulator = [
+        say("", call("write_file", path="simulator/simulator.py", content=crashing)),
+        say("", call("write_file", path="simulator/test_simulator.py", content=tests)),
+        say("", call("submit", summary="simulator")),
+        say(
+            "The slack ratio divides by zero when finishing is fully used; it is not needed. Removing it.",
+            call(
+                "edit_file",
+                path="simulator/simulator.py",
+                old_text=bug,
+                new_text="",
+            ),
+        ),
+        say("", call("submit", summary="fixed the crash")),
+    ]
+    optimizer = [
+        say("", call("write_file", path="model.py", content=RIGHT_MODEL)),
+        say("", call("submit", summary="model")),
+    ]
+    result = _solve(settings, {EXTRACT: [product_mix.EXTRACTION], SIMULATOR: simulator, OPTIMIZER: optimizer})
+    assert result.verified and result.objective == pytest.approx(product_mix.EXPECTED_OBJECTIVE)
+    crashed, passed = result.optimizers[0]["reports"]  # both kept: the crash and the re-validation
+    assert crashed["issues"][0]["kind"] == "simulator_error" and "ZeroDivisionError" in crashed["issues"][0]["message"]
+    assert passed["passed"] and passed["round"] == 0 and passed["attempt"] == 1
+    opt_dir = result.folder / "optimizers" / "opt_1"
+    assert "ZeroDivisionError" in (opt_dir / "simulation_0.json").read_text()
+    assert (opt_dir / "validation_0.json").exists() and (opt_dir / "validation_0_1.json").exists()
+    trajectory = (result.folder / "trajectories" / "simulator.json").read_text()
+    assert "ZeroDivisionError" in trajectory and "simulator_repair" in trajectory

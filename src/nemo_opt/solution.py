@@ -140,6 +140,7 @@ class ValidationReport(BaseModel):
 
     optimizer: str
     round: int
+    attempt: int = 0
     passed: bool
     checkable: bool = True
     status: SolveStatus

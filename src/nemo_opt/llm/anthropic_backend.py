@@ -9,12 +9,10 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 from nemo_opt.exceptions import LLMError, MissingExtra
 from nemo_opt.llm.base import Choice, Completion, Message, ToolCall, ToolSpec, Usage
-from nemo_opt.llm.pricing import cost_usd
 from nemo_opt.llm.retry import Failure, RetryPolicy, UnusableReply, classify_sdk_error, translate_failure
 from nemo_opt.settings import Settings
 
@@ -162,9 +160,6 @@ class AnthropicChat:
         max_tokens: int | None = None,
     ) -> Completion:
         """Send the conversation; ``n > 1`` makes ``n`` calls since the API samples one reply per call."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        start = self.policy.clock()
         system, turns = to_anthropic_messages(messages)
         request: dict[str, Any] = {
             "model": self.model,
@@ -177,21 +172,4 @@ class AnthropicChat:
             request["system"] = system
         if tools:
             request["tools"] = to_anthropic_tools(tools)
-        choices: list[Choice] = []
-        usage = Usage()
-        retries = 0
-        model = self.model
-        for _ in range(n):
-            reply, used = self.policy.run(partial(self._call, request), self._classify, self._give_up)
-            retries += used
-            choices.extend(reply.choices)
-            usage += reply.usage
-            model = reply.model or model
-        return Completion(
-            choices=tuple(choices),
-            usage=usage,
-            model=model,
-            seconds=self.policy.clock() - start,
-            cost_usd=cost_usd(model, usage),
-            retries=retries,
-        )
+        return self.policy.gather(n, lambda _missing: self._call(request), self._classify, self._give_up, self.model)

@@ -17,7 +17,6 @@ from openai.types.chat import ChatCompletion
 
 from nemo_opt.exceptions import LLMError
 from nemo_opt.llm.base import Choice, Completion, Message, ToolCall, ToolSpec, Usage
-from nemo_opt.llm.pricing import cost_usd
 from nemo_opt.llm.retry import Failure, RetryPolicy, UnusableReply, classify_sdk_error, translate_failure
 from nemo_opt.settings import Settings
 
@@ -162,26 +161,5 @@ class OpenAIChat:
         max_tokens: int | None = None,
     ) -> Completion:
         """Send the conversation; returns ``n`` choices even from servers that ignore ``n``."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        start = self.policy.clock()
         request = self._request(messages, tools, temperature, max_tokens)
-        choices: list[Choice] = []
-        usage = Usage()
-        retries = 0
-        model = self.model
-        # Servers such as llama.cpp answer one choice whatever n says; ask again for the rest.
-        while len(choices) < n:
-            reply, used = self.policy.run(partial(self._call, request, n - len(choices)), self._classify, self._give_up)
-            retries += used
-            choices.extend(reply.choices)
-            usage += reply.usage
-            model = reply.model or model
-        return Completion(
-            choices=tuple(choices),
-            usage=usage,
-            model=model,
-            seconds=self.policy.clock() - start,
-            cost_usd=cost_usd(model, usage),
-            retries=retries,
-        )
+        return self.policy.gather(n, partial(self._call, request), self._classify, self._give_up, self.model)

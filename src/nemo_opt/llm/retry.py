@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 from nemo_opt.exceptions import LLMBadResponse, LLMError, LLMRejected, LLMUnavailable
+from nemo_opt.llm.base import Choice, Completion, Usage
+from nemo_opt.llm.pricing import cost_usd
 
 if TYPE_CHECKING:
     from nemo_opt.settings import Settings
@@ -217,6 +220,41 @@ class RetryPolicy:
                 )
                 self.sleep(delay)
                 attempt += 1
+
+    def gather(
+        self,
+        n: int,
+        call: Callable[[int], Completion],
+        classify: Callable[[Exception], Failure | None],
+        give_up: Callable[[Failure, int], LLMError],
+        model: str,
+    ) -> Completion:
+        """Collect ``n`` choices: ``call(missing)`` (retried per policy) until there are enough.
+
+        Servers that sample one reply per request, or ignore ``n``, are asked again for the rest; usage and
+        retries are summed and the total is priced once.
+        """
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        start = self.clock()
+        choices: list[Choice] = []
+        usage = Usage()
+        retries = 0
+        while len(choices) < n:
+            missing = n - len(choices)
+            reply, used = self.run(partial(call, missing), classify, give_up)
+            retries += used
+            choices.extend(reply.choices[:missing])
+            usage += reply.usage
+            model = reply.model or model
+        return Completion(
+            choices=tuple(choices),
+            usage=usage,
+            model=model,
+            seconds=self.clock() - start,
+            cost_usd=cost_usd(model, usage),
+            retries=retries,
+        )
 
 
 def translate_failure(

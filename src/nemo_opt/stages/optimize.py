@@ -198,8 +198,7 @@ def run_optimizer(
     if unavailable is not None:
         outcome.note = f"not validated: {unavailable}"
         return outcome
-    confirmed_status: SolveStatus | None = None
-    for round_number in range(repair_rounds + 1):
+    def check(round_number: int, attempt: int) -> ValidationReport:
         report = validate(
             spec,
             workspace,
@@ -210,27 +209,20 @@ def run_optimizer(
             atol=atol,
             rtol=rtol,
             timeout=timeout,
+            attempt=attempt,
         )
         outcome.reports.append(report)
-        if report.passed:
-            outcome.verified = True
-            return outcome
+        outcome.verified = report.passed
+        return report
+
+    confirmed_status: SolveStatus | None = None
+    for round_number in range(repair_rounds + 1):
+        report = check(round_number, 0)
+        # A simulator that crashed on this solution is repaired (once per round) and asked again.
         if any(i.kind == "simulator_error" for i in report.issues) and gate.repair(report, outcome.solution_path):
-            report = validate(
-                spec,
-                workspace,
-                sandbox,
-                outcome.solution_path,
-                optimizer=task.name,
-                round_number=round_number,
-                atol=atol,
-                rtol=rtol,
-                timeout=timeout,
-            )
-            outcome.reports[-1] = report
-            if report.passed:
-                outcome.verified = True
-                return outcome
+            report = check(round_number, 1)
+        if report.passed:
+            return outcome
         if not report.checkable and confirmed_status is report.status:
             outcome.note = f"the optimizer confirmed status '{report.status.value}' after re-checking its model"
             return outcome

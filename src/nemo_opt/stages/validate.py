@@ -162,20 +162,29 @@ def validate(
     atol: float,
     rtol: float,
     timeout: float,
+    attempt: int = 0,
 ) -> ValidationReport:
-    """V(x*) for one solution, as a structured report (also saved next to the solution)."""
+    """V(x*) for one solution, as a structured report (also saved next to the solution).
+
+    ``attempt`` counts re-validations within a round (after the simulator was repaired), so no report is
+    overwritten.
+    """
     solution, error = load_solution(solution_path)
-    report_path = solution_path.parent / f"validation_{round_number}.json"
+    suffix = f"{round_number}" if attempt == 0 else f"{round_number}_{attempt}"
+    report_path = solution_path.parent / f"validation_{suffix}.json"
     if solution is None:
         report = ValidationReport(
             optimizer=optimizer,
             round=round_number,
+            attempt=attempt,
             passed=False,
             status=SolveStatus.ERROR,
             issues=[Issue(kind="malformed_solution", message=error)],
         )
     else:
-        report = _judge(spec, workspace, sandbox, solution, solution_path, optimizer, round_number, atol, rtol, timeout)
+        verdict_path = solution_path.parent / f"simulation_{suffix}.json"
+        report = _judge(spec, workspace, sandbox, solution, solution_path, verdict_path, atol, rtol, timeout)
+        report.optimizer, report.round, report.attempt = optimizer, round_number, attempt
     workspace.write_json(report_path, report.model_dump(mode="json"))
     return report
 
@@ -186,15 +195,14 @@ def _judge(
     sandbox: Sandbox,
     solution: Solution,
     solution_path: Path,
-    optimizer: str,
-    round_number: int,
+    verdict_path: Path,
     atol: float,
     rtol: float,
     timeout: float,
 ) -> ValidationReport:
     report = ValidationReport(
-        optimizer=optimizer,
-        round=round_number,
+        optimizer="",
+        round=0,
         passed=False,
         status=solution.status,
         objective_model=solution.objective,
@@ -209,9 +217,7 @@ def _judge(
     if report.issues:
         return report
     report.issues.extend(check_domains(spec, solution.variables, atol, rtol))
-    verdict = run_simulator(
-        workspace, sandbox, solution_path, solution_path.parent / f"simulation_{round_number}.json", atol, timeout
-    )
+    verdict = run_simulator(workspace, sandbox, solution_path, verdict_path, atol, timeout)
     if not verdict.ok:
         report.issues.append(
             Issue(kind="simulator_error", message=f"the simulator failed on this solution:\n{verdict.error}")
