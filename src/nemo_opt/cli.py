@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from nemo_opt import __version__
@@ -70,7 +71,15 @@ class _Progress:
         seconds = now - self.started.get(event.stage, now)
         mark = {"finished": "[green]✓[/]", "failed": "[red]✗[/]", "info": "[yellow]•[/]"}[event.status]
         timing = f" [dim]({seconds:.1f}s)[/]" if event.status != "info" else ""
-        console.print(f"{mark} {event.stage}{timing} {event.message}".rstrip())
+        console.print(f"{mark} {event.stage}{timing} {escape(event.message)}".rstrip())
+
+
+def _pass_at_1(first: dict[str, Any]) -> str:
+    if not first:
+        return "—"
+    objective = first.get("objective")
+    value = "" if objective is None else f" {objective:.10g}"
+    return f"{first.get('status')}{value}{' (verified)' if first.get('verified') else ''}"
 
 
 def _summary(result: RunResult) -> Table:
@@ -81,7 +90,7 @@ def _summary(result: RunResult) -> Table:
         ("status", result.status),
         ("objective", "—" if result.objective is None else f"{result.objective:.10g}"),
         ("verified", "yes" if result.verified else "no"),
-        ("pass@1", json.dumps(result.pass_at_1) if result.pass_at_1 else "—"),
+        ("pass@1", _pass_at_1(result.pass_at_1)),
         ("tokens", f"{usage.get('prompt_tokens', 0):,} in / {usage.get('completion_tokens', 0):,} out"),
         ("cost", "unknown" if cost is None else f"{cost:.4f} USD"),
         ("seconds", f"{result.seconds:.1f} (model wait {result.llm_wait_seconds:.1f})"),
@@ -89,7 +98,7 @@ def _summary(result: RunResult) -> Table:
         ("run folder", str(result.folder)),
     ]
     for key, value in rows:
-        table.add_row(f"[bold]{key}[/]", value)
+        table.add_row(f"[bold]{key}[/]", escape(value))
     return table
 
 
@@ -126,14 +135,14 @@ def solve(ctx: click.Context, /, problem: str, out_dir: Path | None, as_json: bo
         console.print(f"[bold]nemo-opt[/] solving [cyan]{name}[/] with [cyan]{settings.model or '(no model)'}[/]")
         result = Pipeline(settings, on_event=_Progress()).solve(text, package_dir=out_dir)
     except NemoError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(_exit_for(exc))
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]; the run folder keeps everything finished so far.")
         sys.exit(130)
     console.print(_summary(result))
     if result.error:
-        console.print(f"[red]error:[/] {result.error}\nEverything produced so far is in {result.folder}")
+        console.print(f"[red]error:[/] {escape(result.error)}\nEverything produced so far is in {result.folder}")
     elif not result.verified:
         console.print(f"[yellow]The answer is not verified.[/] Validation reports are in {result.folder}/optimizers/")
     if as_json:
@@ -164,7 +173,7 @@ def show(ctx: click.Context, run: str) -> None:
         store = RunStore(settings.store_path)
         folder = _resolve_run(store, settings, run)
     except NemoError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(_exit_for(exc))
     result_path = folder / "result.json"
     if not result_path.exists():
@@ -179,12 +188,12 @@ def show(ctx: click.Context, run: str) -> None:
     for opt in data.get("optimizers", []):
         out.print(
             f"[bold]{opt['name']}[/] ({opt['solver']}): {opt['status']}, objective {opt['objective']}, "
-            f"verified {'yes' if opt['verified'] else 'no'}. {opt['note']}"
+            f"verified {'yes' if opt['verified'] else 'no'}. {escape(opt['note'])}"
         )
         for report in opt.get("reports", []):
             out.print(f"  round {report['round']}: {'passed' if report['passed'] else 'failed'}")
             for issue in report.get("issues", []):
-                out.print(f"    - [{issue['kind']}] {issue['message'][:300]}")
+                out.print(f"    - {escape('[' + issue['kind'] + '] ' + issue['message'][:300])}")
     calls = store.llm_totals(data["run_id"])
     calls_table = Table("stage", "calls", "tokens in", "tokens out", "seconds", "cost USD")
     for stage, row in calls["per_stage"].items():
@@ -200,7 +209,7 @@ def show(ctx: click.Context, run: str) -> None:
     out.print(calls_table)
     out.print(_summary(_result_from(data, folder)))
     if data.get("error"):
-        out.print(f"[red]error:[/] {data['error']}")
+        out.print(f"[red]error:[/] {escape(data['error'])}")
 
 
 def _result_from(data: dict[str, Any], folder: Path) -> RunResult:
@@ -220,7 +229,7 @@ def runs(ctx: click.Context, limit: int) -> None:
     for row in RunStore(settings.store_path).recent_runs(limit):
         verified = {None: "-", 0: "no", 1: "yes"}[row["verified"]]
         objective = "-" if row["objective"] is None else f"{row['objective']:.10g}"
-        table.add_row(row["id"], row["status"], verified, objective, row["title"][:60])
+        table.add_row(row["id"], row["status"], verified, objective, escape(row["title"][:60]))
     out.print(table)
 
 
@@ -229,5 +238,5 @@ def main() -> None:
     try:
         cli(obj={})
     except NemoError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(_exit_for(exc))

@@ -71,6 +71,8 @@ class _SimulatorGate:
             self.error = exc
         finally:
             self.done.set()
+        problem = self.wait()
+        self.on_event(Event("simulator", "info", problem or f"accepted after {self.result.steps} step(s)"))
 
     def wait(self) -> str | None:
         self.done.wait()
@@ -223,7 +225,10 @@ class Pipeline:
             detail["message"] = f"{rec.problem_class.value}: {', '.join(rec.ranking[:3])}"
         install_harness(workspace)
         sandbox = sandbox_from_settings(s, workspace.root)
-        self.on_event(Event("sandbox", "info", sandbox.describe_containment()))
+        containment = (
+            sandbox.describe_containment() if sandbox.name == "plain" else "no network, only the workspace writable"
+        )
+        self.on_event(Event("sandbox", "info", f"{sandbox.name}: {containment}"))
         outcomes = self._agents(problem, spec, rec, workspace, sandbox, recorder, result, timings)
         with self._stage(result.run_id, "consensus", timings) as detail:
             consensus = decide(outcomes, s.atol, s.rtol)
@@ -318,6 +323,7 @@ class Pipeline:
                     atol=s.atol,
                     rtol=s.rtol,
                     timeout=s.sandbox_timeout,
+                    on_report=lambda report: self.on_event(Event(report.optimizer, "info", _report_line(report))),
                 )
             except RunFailure as exc:  # the model service or a budget failed: this optimizer stops, others go on
                 outcome.fatal = outcome.note = str(exc)
@@ -379,6 +385,15 @@ class Pipeline:
             },
             "workspace": str(workspace.root),
         }
+
+
+def _report_line(report: ValidationReport) -> str:
+    """One line of progress for a validation round."""
+    if report.passed:
+        return f"validation round {report.round}: passed, objective {report.objective_model}"
+    first = report.issues[0].message.splitlines()[0] if report.issues else "failed"
+    more = f" (+{len(report.issues) - 1} more)" if len(report.issues) > 1 else ""
+    return f"validation round {report.round}: failed: {first[:160]}{more}"
 
 
 def _outcome_dict(outcome: OptimizerOutcome) -> dict[str, Any]:

@@ -7,6 +7,7 @@ solution behind each validation report are kept even when a later repair breaks 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -182,8 +183,11 @@ def run_optimizer(
     atol: float,
     rtol: float,
     timeout: float,
+    on_report: Callable[[ValidationReport], None] | None = None,
 ) -> OptimizerOutcome:
-    """Run the agent, then validate and repair until the solution passes or the rounds are used up."""
+    """Run the agent, then validate and repair until the solution passes or the rounds are used up.
+
+    ``on_report`` sees every validation report as it is made (for progress display)."""
     result: AgentResult = agent.run(task)
     outcome.usage_tokens += result.usage.total_tokens
     if not result.submitted:
@@ -198,6 +202,7 @@ def run_optimizer(
     if unavailable is not None:
         outcome.note = f"not validated: {unavailable}"
         return outcome
+
     def check(round_number: int, attempt: int) -> ValidationReport:
         report = validate(
             spec,
@@ -213,6 +218,8 @@ def run_optimizer(
         )
         outcome.reports.append(report)
         outcome.verified = report.passed
+        if on_report is not None:
+            on_report(report)
         return report
 
     confirmed_status: SolveStatus | None = None
