@@ -40,7 +40,16 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings for a fast offline run in a temporary home."""
-    return load_settings({"home": tmp_path / "nemo-home", "llm_cache": "off", "agent_max_steps": 30})
+    return load_settings(
+        {
+            "home": tmp_path / "nemo-home",
+            "llm_cache": "off",
+            "agent_max_steps": 30,
+            "extractions": 1,
+            "optimizers": 1,
+            "memory": False,
+        }
+    )
 
 
 def benchmark_item(file: str, item_id: str) -> dict[str, Any]:

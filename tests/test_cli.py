@@ -17,7 +17,14 @@ EXAMPLE = REPO / "examples" / "product_mix.md"
 
 def nemo(*args: str, home: Path, stdin: bytes | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env.update(NEMO_HOME=str(home), NEMO_LLM_CACHE="off", COLUMNS="200")
+    env.update(
+        NEMO_HOME=str(home),
+        NEMO_LLM_CACHE="off",
+        COLUMNS="200",
+        NEMO_EXTRACTIONS="1",
+        NEMO_OPTIMIZERS="1",
+        NEMO_MEMORY="0",
+    )
     return subprocess.run(
         [sys.executable, "-m", "nemo_opt", *args],
         input=stdin.decode() if stdin is not None else None,

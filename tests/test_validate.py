@@ -13,8 +13,6 @@ from nemo_opt.sandbox.base import Limits
 from nemo_opt.solution import SolveStatus
 from nemo_opt.solvers.registry import Highs, ProblemClass, PulpCbc
 from nemo_opt.spec import ProblemSpec, data_from_spec
-from nemo_opt.stages.consensus import decide
-from nemo_opt.stages.optimize import OptimizerOutcome
 from nemo_opt.stages.recommend import classify, recommend
 from nemo_opt.stages.simulate import accept_simulator, probe_solution
 from nemo_opt.stages.validate import check_domains, check_shapes, validate
@@ -104,31 +102,6 @@ def test_simulator_acceptance_runs_its_tests_and_a_probe(workspace: Workspace) -
     assert not verdict.ok and "tests fail" in verdict.reason and "assert 1 == 2" in verdict.reason
     workspace.write_text("simulator/test_simulator.py", "x = 1\n")
     assert "collected no tests" in accept_simulator(workspace, sandbox, SPEC, 60).reason
-
-
-def _outcome(name: str, status: str, objective: float | None, verified: bool = False) -> OptimizerOutcome:
-    return OptimizerOutcome(name, 1, "highs", Path("."), SolveStatus(status), objective, verified)
-
-
-def test_consensus_majority_status_then_median_of_largest_cluster() -> None:
-    outcomes = [
-        _outcome("a", "optimal", 100.0),
-        _outcome("b", "optimal", 100.00000001),
-        _outcome("c", "optimal", 120.0),
-        _outcome("d", "infeasible", None),
-    ]
-    result = decide(outcomes, 1e-6, 1e-6)
-    assert result.status is SolveStatus.OPTIMAL and result.objective == pytest.approx(100.000000005)
-    assert sorted(result.cluster) == ["a", "b"]
-    assert result.pass_at_1 == {"status": "optimal", "objective": 100.0, "verified": False}
-
-
-def test_consensus_prefers_verified_and_breaks_status_ties_by_order() -> None:
-    outcomes = [_outcome("a", "optimal", 90.0), _outcome("b", "optimal", 90.0), _outcome("c", "optimal", 95.0, True)]
-    result = decide(outcomes, 1e-6, 1e-6)
-    assert result.objective == 95.0 and result.verified and result.chosen is outcomes[2]
-    tie = decide([_outcome("a", "infeasible", None), _outcome("b", "optimal", 3.0)], 1e-6, 1e-6)
-    assert tie.status is SolveStatus.OPTIMAL
 
 
 def test_classification_and_ranking() -> None:

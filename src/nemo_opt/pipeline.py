@@ -6,35 +6,35 @@ and model calls as they happen, so a failure at any point leaves every earlier a
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from nemo_opt.agent.loop import AgentLimits, ToolLoopAgent
+from nemo_opt.embed import make_embedder
 from nemo_opt.exceptions import BadInput, ModelNotConfigured, NemoError, RunFailure, UserError
 from nemo_opt.fsutil import atomic_write_json, to_jsonable
 from nemo_opt.llm.base import LLM
 from nemo_opt.llm.cache import ReplyCache
 from nemo_opt.llm.recorder import RecordedLLM
 from nemo_opt.llm.registry import create_llm
+from nemo_opt.memory import open_memory
+from nemo_opt.memory.growth import exemplar_from_package
 from nemo_opt.package import build_package
-from nemo_opt.prompts import load_prompt
 from nemo_opt.result import Event, RunResult, StageTiming, new_run_id, sha256_text
 from nemo_opt.sandbox import sandbox_from_settings
 from nemo_opt.sandbox.base import Sandbox
 from nemo_opt.settings import Settings
-from nemo_opt.solution import ValidationReport
 from nemo_opt.spec import ProblemSpec, data_from_spec
 from nemo_opt.stages.consensus import Consensus, decide
 from nemo_opt.stages.extract import extract
-from nemo_opt.stages.optimize import OptimizerOutcome, optimizer_task, run_optimizer
+from nemo_opt.stages.optimize import OptimizerOutcome, optimizer_task, outcome_dict, report_line, run_optimizer
 from nemo_opt.stages.recommend import Recommendation, recommend
-from nemo_opt.stages.simulate import simulator_task
+from nemo_opt.stages.retrieve import Retrieval, retrieve
+from nemo_opt.stages.simulate import SimulatorAgentGate, simulator_task
 from nemo_opt.stages.validate import install_harness
 from nemo_opt.store import RunStore
 from nemo_opt.workspace import Workspace
@@ -51,51 +51,6 @@ NO_MODEL_HELP = (
 
 LLMFactory = Callable[[str], LLM]
 EventSink = Callable[[Event], None]
-
-
-class _SimulatorGate:
-    """Runs the simulator agent and lets optimizers wait for it or ask it to repair a crash."""
-
-    def __init__(self, agent: ToolLoopAgent, task: Any, repairs: int, on_event: EventSink) -> None:
-        self.agent, self.task, self.repairs_left = agent, task, repairs
-        self.on_event = on_event
-        self.done = threading.Event()
-        self.lock = threading.Lock()
-        self.result: Any = None
-        self.error: Exception | None = None
-
-    def run(self) -> None:
-        try:
-            self.result = self.agent.run(self.task)
-        except Exception as exc:  # recorded and reported to every optimizer that waits
-            self.error = exc
-        finally:
-            self.done.set()
-        problem = self.wait()
-        self.on_event(Event("simulator", "info", problem or f"accepted after {self.result.steps} step(s)"))
-
-    def wait(self) -> str | None:
-        self.done.wait()
-        if self.error is not None:
-            return f"the simulator agent failed: {self.error}"
-        if not self.result.submitted:
-            return f"the simulator agent ended without an accepted simulator: {self.result.reason}"
-        return None
-
-    def repair(self, report: ValidationReport, solution: Path) -> bool:
-        with self.lock:
-            if self.repairs_left <= 0:
-                return False
-            self.repairs_left -= 1
-            prompt = load_prompt("simulator_repair")
-            self.on_event(Event("simulator", "info", "repairing the simulator after a crash"))
-            task = replace(
-                self.task,
-                instruction=prompt.render(report=report.render(), solution_path=self.agent.workspace.rel(solution)),
-                template=prompt.ref,
-            )
-            self.result = self.agent.run(task, history=self.result.messages)
-            return bool(self.result.submitted)
 
 
 class Pipeline:
@@ -152,9 +107,13 @@ class Pipeline:
             raise BadInput(f"--out {target} is a non-empty folder that is not a nemo-opt package; choose another.")
 
     # --- the run ----------------------------------------------------------------------------------------------
-    def solve(self, problem: str, *, package_dir: Path | None = None, run_id: str | None = None) -> RunResult:
+    def solve(
+        self, problem: str, *, package_dir: Path | None = None, run_id: str | None = None, item_id: str | None = None
+    ) -> RunResult:
         """Run the whole pipeline on ``problem`` (already checked text). Never raises for run failures:
-        the result carries the error and the folder keeps every artifact. Configuration errors raise."""
+        the result carries the error and the folder keeps every artifact. Configuration errors raise.
+
+        ``item_id`` names the benchmark item being solved, so memory retrieval leaves out its own solution."""
         self._check_package_target(package_dir)
         extract_llm = self._model("extract")  # fail fast, before a run folder exists, when nothing is configured
         run_id = run_id or new_run_id(problem)
@@ -176,7 +135,7 @@ class Pipeline:
         result = RunResult(run_id=run_id, folder=workspace.root, status="running")
         timings: list[StageTiming] = []
         try:
-            self._run(problem, workspace, recorder, result, timings, package_dir)
+            self._run(problem, workspace, recorder, result, timings, package_dir, item_id)
         except UserError as exc:
             result.status, result.error = "failed", str(exc)
             result.error_kind = "bad_input" if isinstance(exc, BadInput) else "config"
@@ -207,15 +166,38 @@ class Pipeline:
         result: RunResult,
         timings: list[StageTiming],
         package_dir: Path | None,
+        item_id: str | None,
     ) -> None:
         s = self.settings
+        retrieval = Retrieval()
+        if s.memory and s.memory_k > 0:
+            with self._stage(result.run_id, "memory", timings) as detail:
+                retrieval = retrieve(problem, workspace, s, item_id=item_id)
+                detail.update(chosen=[h.exemplar.id for h in retrieval.hits], excluded=retrieval.excluded)
+                detail["message"] = ", ".join(h.exemplar.id for h in retrieval.hits) or "no exemplar"
         with self._stage(result.run_id, "extract", timings) as detail:
-            extraction = extract(problem, recorder, workspace, samples=s.extractions, temperature=s.extract_temperature)
+            use_mbr = s.mbr and s.extractions > 1
+            extraction = extract(
+                problem,
+                recorder,
+                workspace,
+                samples=s.extractions,
+                temperature=s.extract_temperature,
+                embedder=make_embedder(s) if use_mbr else None,
+                judge=recorder.for_stage("judge", self._model("judge")) if use_mbr else None,
+                top_q=s.mbr_top_q,
+                weights=s.mbr_weights,
+            )
             spec = extraction.spec
             workspace.write_json("spec.json", spec.model_dump(mode="json"))
             workspace.write_json("data.json", data_from_spec(spec))
-            detail.update(chosen=extraction.chosen, dropped=extraction.dropped)
-            detail["message"] = f"{len(spec.variables)} variable group(s), {len(spec.constraints)} constraint group(s)"
+            detail.update(
+                chosen=extraction.chosen, dropped=extraction.dropped, method=extraction.selection.get("method")
+            )
+            detail["message"] = (
+                f"{len(spec.variables)} variable group(s), {len(spec.constraints)} constraint group(s); "
+                f"candidate {extraction.chosen} of {len(extraction.candidates)} ({extraction.selection.get('method')})"
+            )
         with self._stage(result.run_id, "recommend", timings) as detail:
             rec = recommend(spec)
             if not rec.ranking:
@@ -229,7 +211,7 @@ class Pipeline:
             sandbox.describe_containment() if sandbox.name == "plain" else "no network, only the workspace writable"
         )
         self.on_event(Event("sandbox", "info", f"{sandbox.name}: {containment}"))
-        outcomes = self._agents(problem, spec, rec, workspace, sandbox, recorder, result, timings)
+        outcomes = self._agents(problem, spec, rec, workspace, sandbox, recorder, result, timings, retrieval)
         with self._stage(result.run_id, "consensus", timings) as detail:
             consensus = decide(outcomes, s.atol, s.rtol)
             result.status = consensus.status.value
@@ -237,7 +219,7 @@ class Pipeline:
             result.pass_at_1 = consensus.pass_at_1
             detail.update(votes=consensus.votes, cluster=consensus.cluster)
             detail["message"] = f"{result.status}, objective {result.objective}, verified {result.verified}"
-        result.optimizers = [_outcome_dict(o) for o in outcomes]
+        result.optimizers = [outcome_dict(o) for o in outcomes]
         if consensus.chosen is None or consensus.chosen.final_snapshot is None:
             fatal = next((o.fatal for o in outcomes if o.fatal), None)
             notes = "; ".join(f"{o.name}: {o.note}" for o in outcomes)
@@ -257,6 +239,12 @@ class Pipeline:
                 report=report,
             )
             detail["message"] = str(result.package)
+        if s.memory_grow and result.verified and result.package is not None:
+            exemplar = exemplar_from_package(
+                result.run_id, problem, result.package, result.objective, consensus.chosen.solver
+            )
+            added = open_memory(s).add_many([exemplar]).added
+            self.on_event(Event("memory", "info", "run added to memory" if added else "already in memory"))
 
     def _agents(
         self,
@@ -268,6 +256,7 @@ class Pipeline:
         recorder: RecordedLLM,
         result: RunResult,
         timings: list[StageTiming],
+        retrieval: Retrieval,
     ) -> list[OptimizerOutcome]:
         """The simulator agent and T optimizer agents, all at once in one workspace."""
         s = self.settings
@@ -281,12 +270,14 @@ class Pipeline:
                 llm, sandbox, workspace, protocol=s.agent_protocol, limits=limits, temperature=s.agent_temperature
             )
 
-        gate: _SimulatorGate | None = None
+        gate: SimulatorAgentGate | None = None
         if s.simulate:
             task = simulator_task(
                 spec, problem, workspace, sandbox, protocol=s.agent_protocol, timeout=s.sandbox_timeout
             )
-            gate = _SimulatorGate(make_agent("simulator", "simulator"), task, s.repair_rounds, self.on_event)
+            gate = SimulatorAgentGate(
+                make_agent("simulator", "simulator"), task, workspace, s.repair_rounds, self.on_event
+            )
         capable = rec.ranking
         outcomes = [
             OptimizerOutcome(
@@ -309,6 +300,7 @@ class Pipeline:
                 outcome.solver,
                 protocol=s.agent_protocol,
                 timeout=s.sandbox_timeout,
+                memory_note=retrieval.note(workspace.optimizer_dir(outcome.index)),
             )
             try:
                 return run_optimizer(
@@ -323,7 +315,7 @@ class Pipeline:
                     atol=s.atol,
                     rtol=s.rtol,
                     timeout=s.sandbox_timeout,
-                    on_report=lambda report: self.on_event(Event(report.optimizer, "info", _report_line(report))),
+                    on_report=lambda report: self.on_event(Event(report.optimizer, "info", report_line(report))),
                 )
             except RunFailure as exc:  # the model service or a budget failed: this optimizer stops, others go on
                 outcome.fatal = outcome.note = str(exc)
@@ -385,25 +377,3 @@ class Pipeline:
             },
             "workspace": str(workspace.root),
         }
-
-
-def _report_line(report: ValidationReport) -> str:
-    """One line of progress for a validation round."""
-    if report.passed:
-        return f"validation round {report.round}: passed, objective {report.objective_model}"
-    first = report.issues[0].message.splitlines()[0] if report.issues else "failed"
-    more = f" (+{len(report.issues) - 1} more)" if len(report.issues) > 1 else ""
-    return f"validation round {report.round}: failed: {first[:160]}{more}"
-
-
-def _outcome_dict(outcome: OptimizerOutcome) -> dict[str, Any]:
-    return {
-        "name": outcome.name,
-        "solver": outcome.solver,
-        "status": outcome.status.value,
-        "objective": outcome.objective,
-        "verified": outcome.verified,
-        "note": outcome.note,
-        "rounds": len(outcome.reports),
-        "reports": [r.model_dump(mode="json") for r in outcome.reports],
-    }

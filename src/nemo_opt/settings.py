@@ -58,10 +58,32 @@ class Settings(BaseModel):
     llm_max_tokens: int | None = Field(None, gt=0, description="Cap on tokens per reply (None: the server's).")
     max_cost_usd: float | None = Field(None, gt=0, description="Cost ceiling per run in USD (None: no ceiling).")
 
+    # --- embeddings and memory ----------------------------------------------------------------------------
+    embedder: str = Field(
+        "auto", description="auto, minilm, lexical, or a model name whose /embeddings endpoint to use."
+    )
+    embed_model_dir: Path | None = Field(None, description="Folder with the MiniLM files (default: found).")
+    embed_cache: Path | None = Field(
+        None, description="Embedding cache file (default: $NEMO_HOME/cache/embeddings.db)."
+    )
+    memory: bool = Field(True, description="Give the optimizer agents retrieved solved examples (off: ablation).")
+    memory_pool: int = Field(20, ge=1, description="Retrieval pool size m (most similar exemplars by cosine).")
+    memory_k: int = Field(3, ge=0, description="Exemplars chosen per problem (k).")
+    memory_lambda: float = Field(0.5, ge=0, description="Diversity weight λ of the greedy selection.")
+    memory_leak_similarity: float = Field(
+        0.95, gt=0, le=1, description="Cosine at or above which an exemplar counts as the same problem (leak guard)."
+    )
+    memory_grow: bool = Field(False, description="Add every verified run to memory automatically.")
+
     # --- pipeline ----------------------------------------------------------------------------------------
-    extractions: int = Field(1, ge=1, description="Number of sampled extractions (n).")
+    extractions: int = Field(5, ge=1, description="Number of sampled extractions (n).")
+    mbr: bool = Field(True, description="Choose among extractions by component-wise MBR and a judge (off: first).")
+    mbr_top_q: int = Field(3, ge=1, description="Candidates with the highest MBR utility shown to the judge (q).")
+    mbr_weights: dict[str, float] = Field(
+        default_factory=dict, description="Weight per P* component in the MBR utility (missing: 1.0)."
+    )
     extract_temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature when extractions > 1.")
-    optimizers: int = Field(1, ge=1, description="Number of independent optimizer agents (T).")
+    optimizers: int = Field(3, ge=1, description="Number of independent optimizer agents (T).")
     agent_temperature: float = Field(0.0, ge=0, le=2, description="Temperature of the coding agents.")
     repair_rounds: int = Field(3, ge=0, description="Validation-repair rounds per optimizer (R).")
     atol: float = Field(1e-6, ge=0, description="Absolute tolerance for objective agreement and feasibility.")
@@ -94,7 +116,7 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
         object.__setattr__(self, "home", self.home.expanduser())
-        for name in ("runs_dir", "benchmarks_dir", "memory_dir"):
+        for name in ("runs_dir", "benchmarks_dir", "memory_dir", "embed_model_dir", "embed_cache"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, Path(value).expanduser())
@@ -109,6 +131,16 @@ class Settings(BaseModel):
     def store_path(self) -> Path:
         """The SQLite run store."""
         return self.home / "nemo.db"
+
+    @property
+    def memory_path(self) -> Path:
+        """The SQLite memory store."""
+        return self.home / "memory" / "memory.db"
+
+    @property
+    def embed_cache_path(self) -> Path:
+        """The SQLite embedding cache."""
+        return self.embed_cache or self.home / "cache" / "embeddings.db"
 
     @property
     def cache_path(self) -> Path:
@@ -154,6 +186,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _env_value(name: str, raw: str) -> Any:
     annotation = str(Settings.model_fields[name].annotation)
+    if "dict" in annotation:
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()}: not a JSON object ({exc}).") from exc
     if "list" in annotation:
         stripped = raw.strip()
         if stripped.startswith("["):

@@ -24,7 +24,7 @@ from nemo_opt.llm.base import LLM
 from nemo_opt.llm.openai_backend import OPENAI_URL, OpenAIChat
 from nemo_opt.settings import Settings
 
-__all__ = ["PROVIDERS", "ModelRef", "create_llm", "parse_model_name"]
+__all__ = ["PROVIDERS", "ModelRef", "create_llm", "parse_model_name", "resolve_endpoint"]
 
 PROVIDERS = ("openai", "openai-compatible", "ollama", "anthropic")
 OLLAMA_URL = "http://127.0.0.1:11434/v1"
@@ -111,25 +111,34 @@ def parse_model_name(name: str, *, environ: Mapping[str, str] | None = None) -> 
     return ModelRef(provider, rest, env.get(base_env) or None)
 
 
+def resolve_endpoint(name: str, *, environ: Mapping[str, str] | None = None) -> tuple[ModelRef, str]:
+    """Parse ``name`` and find its API key (a placeholder for servers that need none).
+
+    Raises :class:`ModelNotConfigured` for a bad name or a missing key of a provider that requires one.
+    """
+    env = os.environ if environ is None else environ
+    if not name or not name.strip():
+        raise ModelNotConfigured(f"No model configured. Pass --model or set NEMO_MODEL.\n{_FORMS}")
+    ref = parse_model_name(name, environ=env)
+    key = env.get(ref.key_env) or ""
+    if not key:
+        if ref.provider in _KEY_ENV:
+            raise ModelNotConfigured(
+                f"{name.strip()} needs an API key: export {ref.key_env}=<your key>. "
+                f"To use a local OpenAI-compatible server instead, pass e.g. {_LOCAL_EXAMPLE}"
+            )
+        key = _PLACEHOLDER_KEY
+    return ref, key
+
+
 def create_llm(name: str, settings: Settings, *, environ: Mapping[str, str] | None = None) -> LLM:
     """Build the backend for ``name``, reading its API key from ``environ`` (default ``os.environ``).
 
     Raises :class:`ModelNotConfigured` for a bad name or a missing key, :class:`MissingExtra` when the
     provider's optional package is not installed.
     """
-    env = os.environ if environ is None else environ
-    if not name or not name.strip():
-        raise ModelNotConfigured(f"No model configured. Pass --model or set NEMO_MODEL.\n{_FORMS}")
-    ref = parse_model_name(name, environ=env)
+    ref, key = resolve_endpoint(name, environ=environ)
     label = name.strip()
-    key = env.get(ref.key_env) or ""
-    if not key:
-        if ref.provider in _KEY_ENV:
-            raise ModelNotConfigured(
-                f"{label} needs an API key: export {ref.key_env}=<your key>. "
-                f"To use a local OpenAI-compatible server instead, pass e.g. {_LOCAL_EXAMPLE}"
-            )
-        key = _PLACEHOLDER_KEY
     if ref.provider == "anthropic":
         return AnthropicChat(ref.model, settings, api_key=key, base_url=ref.base_url or ANTHROPIC_URL, name=label)
     return OpenAIChat(

@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from nemo_opt.agent.base import Acceptance, Agent, AgentResult, AgentTask
 from nemo_opt.prompts import load_prompt
@@ -23,7 +23,15 @@ from nemo_opt.stages.recommend import Recommendation
 from nemo_opt.stages.validate import check_shapes, load_solution, validate
 from nemo_opt.workspace import Workspace
 
-__all__ = ["OptimizerOutcome", "SimulatorGate", "accept_optimizer", "optimizer_task", "run_optimizer"]
+__all__ = [
+    "OptimizerOutcome",
+    "SimulatorGate",
+    "accept_optimizer",
+    "optimizer_task",
+    "outcome_dict",
+    "report_line",
+    "run_optimizer",
+]
 
 OPTIMIZER_ACCEPTANCE = (
     "`python model.py` runs without error in your working directory and writes a `solution.json` with a valid "
@@ -263,3 +271,25 @@ def _restore_last_accepted(outcome: OptimizerOutcome) -> None:
         if (snapshot / name).exists():
             shutil.copyfile(snapshot / name, outcome.workdir / name)
     _read_solution(outcome)
+
+
+def report_line(report: ValidationReport) -> str:
+    """One line of progress for a validation round."""
+    if report.passed:
+        return f"validation round {report.round}: passed, objective {report.objective_model}"
+    first = report.issues[0].message.splitlines()[0] if report.issues else "failed"
+    more = f" (+{len(report.issues) - 1} more)" if len(report.issues) > 1 else ""
+    return f"validation round {report.round}: failed: {first[:160]}{more}"
+
+
+def outcome_dict(outcome: OptimizerOutcome) -> dict[str, Any]:
+    return {
+        "name": outcome.name,
+        "solver": outcome.solver,
+        "status": outcome.status.value,
+        "objective": outcome.objective,
+        "verified": outcome.verified,
+        "note": outcome.note,
+        "rounds": len(outcome.reports),
+        "reports": [r.model_dump(mode="json") for r in outcome.reports],
+    }

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from nemo_opt.agent.base import Acceptance, AgentTask
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from nemo_opt.agent.base import Acceptance, Agent, AgentResult, AgentTask
 from nemo_opt.prompts import load_prompt
+from nemo_opt.result import Event
 from nemo_opt.sandbox.base import Sandbox
+from nemo_opt.solution import ValidationReport
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
 from nemo_opt.stages.context import spec_context
 from nemo_opt.stages.validate import run_simulator
 from nemo_opt.workspace import Workspace
 
-__all__ = ["SIMULATOR_ACCEPTANCE", "accept_simulator", "probe_solution", "simulator_task"]
+__all__ = ["SIMULATOR_ACCEPTANCE", "SimulatorAgentGate", "accept_simulator", "probe_solution", "simulator_task"]
 
 SIMULATOR_ACCEPTANCE = (
     "`simulator/simulator.py` defines `simulate`, `python -m pytest -q simulator/test_simulator.py` passes, "
@@ -99,3 +106,55 @@ def simulator_task(
         acceptance_text=SIMULATOR_ACCEPTANCE,
         template=(system.name, f"{system.version}.{task_prompt.version}.{protocol_prompt.version}"),
     )
+
+
+class SimulatorAgentGate:
+    """Runs the simulator agent and lets optimizers wait for it or ask it to repair a crash (one at a time)."""
+
+    def __init__(
+        self, agent: Agent, task: AgentTask, workspace: Workspace, repairs: int, on_event: Callable[[Event], None]
+    ) -> None:
+        self.agent, self.task, self.workspace, self.repairs_left = agent, task, workspace, repairs
+        self.on_event = on_event
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.result: AgentResult | None = None
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        """Run the simulator agent to its end (call in a worker thread)."""
+        try:
+            self.result = self.agent.run(self.task)
+        except Exception as exc:  # recorded and reported to every optimizer that waits
+            self.error = exc
+        finally:
+            self.done.set()
+        problem = self.wait()
+        steps = self.result.steps if self.result else 0
+        self.on_event(Event("simulator", "info", problem or f"accepted after {steps} step(s)"))
+
+    def wait(self) -> str | None:
+        """Block until the simulator agent is done; None when its simulator was accepted, else why not."""
+        self.done.wait()
+        if self.error is not None:
+            return f"the simulator agent failed: {self.error}"
+        if self.result is None or not self.result.submitted:
+            reason = self.result.reason if self.result else "it did not run"
+            return f"the simulator agent ended without an accepted simulator: {reason}"
+        return None
+
+    def repair(self, report: ValidationReport, solution: Path) -> bool:
+        """Resume the simulator agent with the crash report; True when it resubmitted."""
+        with self.lock:
+            if self.repairs_left <= 0 or self.result is None:
+                return False
+            self.repairs_left -= 1
+            prompt = load_prompt("simulator_repair")
+            self.on_event(Event("simulator", "info", "repairing the simulator after a crash"))
+            task = replace(
+                self.task,
+                instruction=prompt.render(report=report.render(), solution_path=self.workspace.rel(solution)),
+                template=prompt.ref,
+            )
+            self.result = self.agent.run(task, history=self.result.messages)
+            return self.result.submitted

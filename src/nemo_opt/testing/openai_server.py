@@ -17,6 +17,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from http import HTTPStatus
@@ -24,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from nemo_opt.testing.scripted import Script, as_script_function, reply_usage
+from nemo_opt.testing.scripted import Script, as_script_function, estimate_tokens, reply_usage
 
 __all__ = ["OpenAICompatServer", "RecordedRequest"]
 
@@ -114,12 +115,22 @@ class OpenAICompatServer:
     once instead of retrying, and re-raised when the ``with`` block ends without another exception.
     """
 
-    def __init__(self, script: Script, *, model: str = "scripted", ignore_n: bool = False) -> None:
+    def __init__(
+        self,
+        script: Script | None = None,
+        *,
+        model: str = "scripted",
+        ignore_n: bool = False,
+        embed: Callable[[list[str]], list[list[float]]] | None = None,
+    ) -> None:
+        """``embed`` answers ``POST /v1/embeddings`` (texts in, one vector per text out); without it that route
+        is a 404, like a chat-only server."""
         self.model = model
         self.ignore_n = ignore_n
+        self._embed = embed
         self.stopping = threading.Event()
         self.errors: list[Exception] = []
-        self._script = as_script_function(script)
+        self._script = as_script_function(script if script is not None else [])
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._next_id = 0
@@ -159,6 +170,8 @@ class OpenAICompatServer:
         if method == "GET" and path == "/v1/models":
             model = {"id": self.model, "object": "model", "created": int(time.time()), "owned_by": "nemo-opt"}
             return _json_answer(200, {"object": "list", "data": [model]})
+        if method == "POST" and path == "/v1/embeddings" and self._embed is not None:
+            return self._embeddings(body, bad_json)
         if method != "POST" or path != "/v1/chat/completions":
             return _error_answer(404, f"no route for {method} {path}")
         if bad_json or not isinstance(body, dict) or not isinstance(body.get("messages"), list):
@@ -169,6 +182,29 @@ class OpenAICompatServer:
             with self._lock:
                 self.errors.append(exc)
             return _error_answer(400, f"scripted server: the script raised {type(exc).__name__}: {exc}")
+
+    def _embeddings(self, body: Any, bad_json: bool) -> _Answer:
+        if bad_json or not isinstance(body, dict) or "input" not in body:
+            return _error_answer(400, "the request body must be a JSON object with an 'input'")
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        assert self._embed is not None
+        try:
+            vectors = self._embed([str(t) for t in texts])
+        except Exception as exc:
+            with self._lock:
+                self.errors.append(exc)
+            return _error_answer(400, f"scripted server: the embed function raised {type(exc).__name__}: {exc}")
+        data = [{"object": "embedding", "index": i, "embedding": list(v)} for i, v in enumerate(vectors)]
+        tokens = sum(estimate_tokens(str(t)) for t in texts)
+        return _json_answer(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": str(body.get("model") or self.model),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
 
     def _chat(self, body: dict[str, Any]) -> _Answer:
         messages: list[dict[str, Any]] = body["messages"]

@@ -1,4 +1,4 @@
-"""The ``nemo-opt`` command line: parse, call the library, render."""
+"""``nemo-opt solve``, ``show`` and ``runs``."""
 
 from __future__ import annotations
 
@@ -9,51 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nemo_opt import __version__
-from nemo_opt.exceptions import BadInput, NemoError, UserError
+from nemo_opt.cli.app import EXIT_CODES, cli, console, fail, out, settings_from
+from nemo_opt.exceptions import BadInput, NemoError
 from nemo_opt.fsutil import read_json
 from nemo_opt.pipeline import Pipeline
 from nemo_opt.problem import read_problem
 from nemo_opt.result import Event, RunResult
-from nemo_opt.settings import Settings, load_settings
+from nemo_opt.settings import Settings
 from nemo_opt.store import RunStore
 
-__all__ = ["main"]
-
-EXIT_CODES = """Exit codes: 0 verified answer; 1 answer not verified; 2 bad input; 3 configuration problem
-(no model, missing key, bad setting); 4 run failure (model service unreachable, agents out of budget, cost
-ceiling); 5 the solver reports infeasible or unbounded; 130 interrupted."""
-
-console = Console(stderr=True)
-out = Console()
-
-
-def _exit_for(exc: NemoError) -> int:
-    if isinstance(exc, BadInput):
-        return 2
-    if isinstance(exc, UserError):
-        return 3
-    return 4
-
-
-def _settings(ctx: click.Context, **overrides: Any) -> Settings:
-    return load_settings(overrides, config=ctx.obj.get("config"))
-
-
-@click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="nemo-opt")
-@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="nemo.toml to use.")
-@click.pass_context
-def cli(ctx: click.Context, config: Path | None) -> None:
-    """Turn a decision problem written in plain language into a verified, runnable optimization model."""
-    ctx.ensure_object(dict)
-    if config is not None and not config.is_file():
-        raise click.BadParameter(f"{config} does not exist", param_hint="--config")
-    ctx.obj["config"] = config
+__all__ = ["runs", "show", "solve"]
 
 
 class _Progress:
@@ -110,6 +78,8 @@ def _summary(result: RunResult) -> Table:
 @click.option("--extractions", type=int, help="Number of sampled extractions (n).")
 @click.option("--repair-rounds", type=int, help="Validation-repair rounds per optimizer (R).")
 @click.option("--no-sim", is_flag=True, default=False, help="Skip the simulator and validation (ablation).")
+@click.option("--no-memory", is_flag=True, default=False, help="Do not retrieve solved examples (ablation).")
+@click.option("--no-mbr", is_flag=True, default=False, help="Take the first extraction instead of MBR + judge.")
 @click.option("--protocol", type=click.Choice(["tools", "text"]), help="Agent protocol.")
 @click.option("--sandbox", type=click.Choice(["auto", "bwrap", "plain"]), help="Sandbox backend.")
 @click.option("--no-cache", is_flag=True, default=False, help="Do not use the model reply cache.")
@@ -124,19 +94,20 @@ def solve(ctx: click.Context, /, problem: str, out_dir: Path | None, as_json: bo
         "extractions": flags["extractions"],
         "repair_rounds": flags["repair_rounds"],
         "simulate": False if flags["no_sim"] else None,
+        "memory": False if flags["no_memory"] else None,
+        "mbr": False if flags["no_mbr"] else None,
         "agent_protocol": flags["protocol"],
         "sandbox": flags["sandbox"],
         "llm_cache": "off" if flags["no_cache"] else None,
         "max_cost_usd": flags["max_cost"],
     }
     try:
-        settings = _settings(ctx, **overrides)
+        settings = settings_from(ctx, **overrides)
         text, name = read_problem(problem)
         console.print(f"[bold]nemo-opt[/] solving [cyan]{name}[/] with [cyan]{settings.model or '(no model)'}[/]")
         result = Pipeline(settings, on_event=_Progress()).solve(text, package_dir=out_dir)
     except NemoError as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}")
-        sys.exit(_exit_for(exc))
+        fail(exc)
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]; the run folder keeps everything finished so far.")
         sys.exit(130)
@@ -169,12 +140,11 @@ def _resolve_run(store: RunStore, settings: Settings, run: str) -> Path:
 def show(ctx: click.Context, run: str) -> None:
     """Show a run: its result, stages, validation trail and model calls. RUN is an id, id prefix or folder."""
     try:
-        settings = _settings(ctx)
+        settings = settings_from(ctx)
         store = RunStore(settings.store_path)
         folder = _resolve_run(store, settings, run)
     except NemoError as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}")
-        sys.exit(_exit_for(exc))
+        fail(exc)
     result_path = folder / "result.json"
     if not result_path.exists():
         out.print(f"Run folder {folder} has no result.json yet (the run is in progress or was killed).")
@@ -224,19 +194,10 @@ def _result_from(data: dict[str, Any], folder: Path) -> RunResult:
 @click.pass_context
 def runs(ctx: click.Context, limit: int) -> None:
     """List recent runs."""
-    settings = _settings(ctx)
+    settings = settings_from(ctx)
     table = Table("run", "status", "verified", "objective", "title")
     for row in RunStore(settings.store_path).recent_runs(limit):
         verified = {None: "-", 0: "no", 1: "yes"}[row["verified"]]
         objective = "-" if row["objective"] is None else f"{row['objective']:.10g}"
         table.add_row(row["id"], row["status"], verified, objective, escape(row["title"][:60]))
     out.print(table)
-
-
-def main() -> None:
-    """Entry point of the ``nemo-opt`` script."""
-    try:
-        cli(obj={})
-    except NemoError as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}")
-        sys.exit(_exit_for(exc))

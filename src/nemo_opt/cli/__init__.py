@@ -1,0 +1,17 @@
+"""The ``nemo-opt`` command line: parse, call the library, render."""
+
+from __future__ import annotations
+
+from nemo_opt.cli import memory, runs
+from nemo_opt.cli.app import cli, fail
+from nemo_opt.exceptions import NemoError
+
+__all__ = ["cli", "main", "memory", "runs"]
+
+
+def main() -> None:
+    """Entry point of the ``nemo-opt`` script."""
+    try:
+        cli(obj={})
+    except NemoError as exc:
+        fail(exc)

@@ -1,0 +1,66 @@
+"""Self-consistency over optimizers: status vote, objective clusters, preference for verified members."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nemo_opt.solution import SolveStatus
+from nemo_opt.stages.consensus import decide
+from nemo_opt.stages.optimize import OptimizerOutcome
+
+TOL = (1e-6, 1e-6)
+
+
+def _o(name: str, status: str, objective: float | None = None, verified: bool = False) -> OptimizerOutcome:
+    return OptimizerOutcome(name, 1, "highs", Path("."), SolveStatus(status), objective, verified)
+
+
+def test_majority_status_then_median_of_the_largest_cluster() -> None:
+    outcomes = [
+        _o("a", "optimal", 100.0),
+        _o("b", "optimal", 100.00000001),
+        _o("c", "optimal", 120.0),
+        _o("d", "infeasible"),
+    ]
+    result = decide(outcomes, *TOL)
+    assert result.status is SolveStatus.OPTIMAL and result.objective == pytest.approx(100.000000005)
+    assert sorted(result.cluster) == ["a", "b"] and result.votes == {"optimal": 3, "infeasible": 1}
+    assert result.pass_at_1 == {"status": "optimal", "objective": 100.0, "verified": False}
+
+
+def test_status_ties_are_broken_by_the_order() -> None:
+    assert decide([_o("a", "infeasible"), _o("b", "optimal", 3.0)], *TOL).status is SolveStatus.OPTIMAL
+    assert decide([_o("a", "unbounded"), _o("b", "infeasible")], *TOL).status is SolveStatus.INFEASIBLE
+    assert decide([_o("a", "error"), _o("b", "time_limit", 4.0)], *TOL).status is SolveStatus.TIME_LIMIT
+
+
+def test_majority_infeasible_beats_a_lone_optimal() -> None:
+    result = decide([_o("a", "optimal", 5.0), _o("b", "infeasible"), _o("c", "infeasible")], *TOL)
+    assert result.status is SolveStatus.INFEASIBLE and result.objective is None and result.chosen is not None
+    assert result.chosen.name in {"b", "c"} and result.pass_at_1["status"] == "optimal"
+
+
+def test_all_errors() -> None:
+    result = decide([_o("a", "error"), _o("b", "error"), _o("c", "error")], *TOL)
+    assert result.status is SolveStatus.ERROR and result.objective is None and not result.verified
+    assert decide([], *TOL).chosen is None
+
+
+def test_solver_noise_within_tolerance_is_one_cluster() -> None:
+    values = [42.0, 42.0 + 2e-5, 42.0 - 1e-5]
+    result = decide([_o(str(i), "optimal", v) for i, v in enumerate(values)], 1e-6, 1e-6)
+    assert len(result.cluster) == 3 and result.objective == pytest.approx(42.0)
+
+
+def test_one_outlier_is_outvoted() -> None:
+    result = decide([_o("a", "optimal", 7.0), _o("b", "optimal", 9.5), _o("c", "optimal", 7.0)], *TOL)
+    assert result.objective == 7.0 and sorted(result.cluster) == ["a", "c"] and result.chosen is not None
+    assert result.chosen.name in {"a", "c"}
+
+
+def test_verified_members_are_preferred_over_a_larger_unverified_cluster() -> None:
+    outcomes = [_o("a", "optimal", 90.0), _o("b", "optimal", 90.0), _o("c", "optimal", 95.0, verified=True)]
+    result = decide(outcomes, *TOL)
+    assert result.objective == 95.0 and result.verified and result.chosen is outcomes[2]
