@@ -6,6 +6,7 @@ come from hand computation or the benchmark's gold answer.
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -19,9 +20,9 @@ from nemo_opt.pipeline import Pipeline
 from nemo_opt.result import RunResult
 from nemo_opt.settings import Settings
 from nemo_opt.store import RunStore
-from nemo_opt.testing import OpenAICompatServer, RoleRouter
+from nemo_opt.testing import OpenAICompatServer, Reply, RoleRouter
 from tests.conftest import benchmark_item
-from tests.scenarios import EXTRACT, OPTIMIZER, SIMULATOR, btd, ducks, feed, product_mix
+from tests.scenarios import EXTRACT, OPTIMIZER, SIMULATOR, btd, ducks, feed, product_mix, spec_reply
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -152,3 +153,56 @@ def test_multi_period_plan_with_a_simulator_that_fixes_its_own_test(settings: Se
     assert result.objective == pytest.approx(item["answer"])
     failing_run = _tool_results(_requests_of(server, SIMULATOR)[3])[-1]
     assert "1 failed" in failing_run and "103950" in failing_run
+
+
+JUDGE = "You are checking candidate formulations"
+
+
+@pytest.fixture(scope="session")
+def shared_embed_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One embedding cache for the session, so the starter memory is embedded once."""
+    return tmp_path_factory.mktemp("embed") / "embeddings.db"
+
+
+def test_stability_suite_end_to_end(settings: Settings, shared_embed_cache: Path) -> None:
+    settings.extractions, settings.optimizers, settings.memory = 3, 2, True
+    settings.embed_cache = shared_embed_cache
+    no_finishing = copy.deepcopy(product_mix.SPEC)
+    no_finishing["constraints"] = [c for c in no_finishing["constraints"] if c["name"] != "finishing_capacity"]
+    router = RoleRouter(
+        {
+            JUDGE: [Reply(text='```json\n{"choice": "A", "reason": "A has all three limits from the text."}\n```')],
+            EXTRACT: [product_mix.EXTRACTION, spec_reply(no_finishing), product_mix.EXTRACTION],
+            SIMULATOR: product_mix.SIMULATOR,
+            "optimizers/opt_1": product_mix.OPTIMIZER,
+            "optimizers/opt_2": product_mix.OPTIMIZER_PULP,
+        }
+    )
+    problem = (REPO / "examples" / "product_mix.md").read_text()
+    with OpenAICompatServer(router) as server:
+        settings.model = f"openai-compatible:scripted@{server.url}"
+        result = Pipeline(settings).solve(problem)
+    assert result.error is None, result.error
+    assert result.verified and result.objective == pytest.approx(product_mix.EXPECTED_OBJECTIVE)
+    assert [o["solver"] for o in result.optimizers] == ["highs", "cbc"]
+    assert all(o["verified"] for o in result.optimizers)
+
+    selection = json.loads((result.folder / "extract" / "mbr.json").read_text())
+    assert selection["method"] == "component-wise MBR + judge" and selection["choice"] in (0, 2)
+    assert min(selection["utility"]["0"], selection["utility"]["2"]) > selection["utility"]["1"]
+    assert "finishing_capacity" in json.loads((result.folder / "spec.json").read_text())["constraints"][1]["name"]
+
+    retrieval = json.loads((result.folder / "memory" / "retrieval.json").read_text())
+    chosen = [c["id"] for c in retrieval["chosen"]]
+    assert len(chosen) == 3 and all(i.startswith("starter-") for i in chosen)
+    assert all((result.folder / c["path"]).exists() for c in retrieval["chosen"])
+
+    def requests_with(marker: str) -> list[str]:
+        return [json.dumps(r["messages"]) for r in server.chat_requests if marker in json.dumps(r["messages"][0])]
+
+    (judge_request,) = requests_with(JUDGE)
+    assert "tables and chairs" in judge_request and "Solved examples" not in judge_request
+    assert not any(f"memory/ex_{i}" in judge_request for i in (1, 2, 3))
+    optimizer_request = requests_with("optimizers/opt_2")[0]
+    assert "## Solved examples" in optimizer_request and "../../memory/ex_1.py" in optimizer_request
+    assert not any("Solved examples" in r for r in requests_with(SIMULATOR))

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nemo_opt.embed import LexicalEmbedder
+from nemo_opt.embed import LexicalEmbedder, MiniLMEmbedder
+from nemo_opt.embed.minilm import find_model_dir
 from nemo_opt.exceptions import BadInput
 from nemo_opt.memory import Exemplar, LeakGuard, MemoryStore, diverse_select, memory_note, write_exemplars
+from nemo_opt.memory.evaluation import counterpart_pairs, recall_at
 from nemo_opt.memory.retrieval import jaccard_3gram, word_3grams
 from nemo_opt.workspace import Workspace
 from tests.conftest import SHARED
@@ -166,3 +168,29 @@ def test_solving_a_benchmark_item_never_retrieves_its_own_solution(tmp_path: Pat
         assert "optibench-0126" not in tags.get("near_dup_benchmark_ids", [])
         assert not set(tags.get("overlaps_benchmark", [])) & {"optibench", "nl4opt", "nlp4lp"}
         assert hit.exemplar.id.startswith("orthought_logior")
+
+
+def _recall_task() -> tuple[list[str], list[str], dict[int, set[int]]]:
+    bench = SHARED / "benchmarks"
+    if not (bench / "nl4opt.jsonl").exists():
+        pytest.skip(f"benchmark data not found at {bench}")
+    queries = [json.loads(line)["question"] for line in (bench / "nl4opt.jsonl").open()]
+    corpus = [json.loads(line)["question"] for line in (bench / "nlp4lp.jsonl").open()]
+    return queries, corpus, counterpart_pairs(queries, corpus)
+
+
+def test_retrieval_recall_of_near_duplicate_pairs_lexical() -> None:
+    queries, corpus, pairs = _recall_task()
+    assert len(pairs) > 200  # 229 of 245 NL4OPT items restate an NLP4LP item (the corpus's own count)
+    report = recall_at(queries, corpus, pairs, LexicalEmbedder())
+    assert report.recall[1] >= 0.95 and report.recall[5] >= 0.98
+
+
+@pytest.mark.slow
+def test_retrieval_recall_of_near_duplicate_pairs_minilm() -> None:
+    model_dir = find_model_dir(None, Path("/nonexistent"))
+    if model_dir is None:
+        pytest.skip("MiniLM weights not installed")
+    queries, corpus, pairs = _recall_task()
+    report = recall_at(queries, corpus, pairs, MiniLMEmbedder(model_dir))
+    assert report.recall[1] >= 0.95 and report.recall[5] >= 0.98

@@ -223,3 +223,38 @@ OPTIMIZER = [
     say("", call("bash", command="python model.py")),
     say("Fixed and re-solved.", call("submit", summary="Added the finishing-hours capacity.")),
 ]
+
+# A second optimizer, on PuLP/CBC, right the first time.
+PULP_MODEL = """import json
+import time
+
+import pulp
+
+data = json.load(open("data.json"))
+products = data["products"]
+prob = pulp.LpProblem("workshop", pulp.LpMaximize)
+make = {p: pulp.LpVariable(f"make_{p}", lowBound=0, cat="Integer") for p in products}
+prob += pulp.lpSum(data["profit"][p] * make[p] for p in products)
+prob += pulp.lpSum(data["carpentry_hours"][p] * make[p] for p in products) <= data["carpentry_available"], "carpentry"
+prob += pulp.lpSum(data["finishing_hours"][p] * make[p] for p in products) <= data["finishing_available"], "finishing"
+prob += make["chair"] >= data["min_chairs"], "chair_orders"
+start = time.time()
+prob.solve(pulp.PULP_CBC_CMD(msg=False))
+status = {"Optimal": "optimal", "Infeasible": "infeasible", "Unbounded": "unbounded"}.get(
+    pulp.LpStatus[prob.status], "unknown"
+)
+solution = {"status": status, "objective": pulp.value(prob.objective), "solver": "cbc",
+            "variables": {"make": {p: make[p].varValue for p in products}}, "solve_seconds": time.time() - start}
+json.dump(solution, open("solution.json", "w"), indent=2)
+print(status, solution["objective"])
+"""
+
+OPTIMIZER_PULP = [
+    say(
+        "I'll read one of the solved examples first.",
+        call("bash", command="ls ../../memory && head -20 ../../memory/ex_1.py"),
+    ),
+    say("Now the model with PuLP.", call("write_file", path="model.py", content=PULP_MODEL)),
+    say("", call("bash", command="python model.py")),
+    say("", call("submit", summary="PuLP model of the weekly plan.")),
+]

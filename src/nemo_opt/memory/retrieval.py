@@ -89,19 +89,27 @@ class LeakGuard:
 
     def reason(self, exemplar_id: str, question: str, tags: dict[str, object], cosine: float) -> str | None:
         """Why the exemplar is excluded, or None when it may be shown."""
+        return self.reason_from_tags(exemplar_id, tags) or self.reason_from_text(question, cosine)
+
+    def reason_from_tags(self, exemplar_id: str, tags: dict[str, object]) -> str | None:
+        """The exclusions decided by the exemplar's id and benchmark tags alone."""
         ids = set(_strings(tags.get("near_dup_benchmark_ids")))
         if self.item_id and (self.item_id == exemplar_id or self.item_id in ids):
             return "tagged with this item"
-        if cosine >= self.cosine_threshold:
-            return f"embedding cosine {cosine:.3f} >= {self.cosine_threshold}"
-        if jaccard_3gram(self._grams, word_3grams(question)) >= JACCARD_NEAR_DUPLICATE:
-            return f"word 3-gram Jaccard >= {JACCARD_NEAR_DUPLICATE}"
         if self.exclude_benchmark:
             origin = set(_strings(tags.get("overlaps_benchmark"))) | set(_strings(tags.get("near_dup_benchmarks")))
             origin |= {_benchmark_of(i) for i in ids}
             shared = origin & self.related_benchmarks()
             if shared:
                 return f"from benchmark {sorted(shared)[0]} (leave-one-benchmark-out)"
+        return None
+
+    def reason_from_text(self, question: str, cosine: float) -> str | None:
+        """The exclusions decided by how close the exemplar's text is to the item's."""
+        if cosine >= self.cosine_threshold:
+            return f"embedding cosine {cosine:.3f} >= {self.cosine_threshold}"
+        if jaccard_3gram(self._grams, word_3grams(question)) >= JACCARD_NEAR_DUPLICATE:
+            return f"word 3-gram Jaccard >= {JACCARD_NEAR_DUPLICATE}"
         return None
 
 

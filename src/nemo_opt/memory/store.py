@@ -113,7 +113,8 @@ class MemoryStore:
         self.embedder = embedder
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._matrix: tuple[int, list[str], npt.NDArray[np.float32]] | None = None
+        # (store version, ids, vectors, tags): rebuilt only when the store changes.
+        self._matrix: tuple[int, list[str], npt.NDArray[np.float32], list[dict[str, Any]]] | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         # executescript manages its own transaction (it commits first), so it runs outside _tx.
         self._conn().executescript(_SCHEMA)
@@ -271,9 +272,10 @@ class MemoryStore:
             )
             if self._matrix is not None and self._matrix[0] == version:
                 return self._matrix[1], self._matrix[2]
+            self._matrix = None
             conn = self._conn()
             rows = conn.execute(
-                "SELECT e.id, e.question, v.vec FROM exemplars e LEFT JOIN vectors v "
+                "SELECT e.id, e.question, v.vec, e.tags_json FROM exemplars e LEFT JOIN vectors v "
                 "ON v.exemplar_id = e.id AND v.embedder = ? ORDER BY e.rowid",
                 (self.embedder.name,),
             ).fetchall()
@@ -292,8 +294,15 @@ class MemoryStore:
                         )
             ids = [r[0] for r in rows]
             matrix = np.vstack([v for v in vectors if v is not None]) if ids else np.zeros((0, 0), dtype=np.float32)
-            self._matrix = (version, ids, matrix.astype(np.float32))
+            tags = [json.loads(r[3] or "{}") for r in rows]
+            self._matrix = (version, ids, matrix.astype(np.float32), tags)
             return ids, self._matrix[2]
+
+    def _tags(self) -> list[dict[str, Any]]:
+        """Tags of every exemplar, in the order of :meth:`_vectors`."""
+        self._vectors()
+        assert self._matrix is not None
+        return self._matrix[3]
 
     def search(
         self, text: str, *, k: int = 3, pool: int = 20, lam: float = 0.5, guard: LeakGuard | None = None
@@ -307,26 +316,23 @@ class MemoryStore:
         allowed = np.ones(len(ids), dtype=bool)
         if guard is not None:
             sims = matrix @ query
-            # Only plausible candidates need the (slower) text checks; the rest cannot be near-duplicates.
-            suspects = np.nonzero(sims >= min(guard.cosine_threshold, 0.5))[0].tolist()
-            exemplars = self._exemplars(ids)
-            tagged = [i for i, exemplar_id in enumerate(ids) if _tagged(exemplars[exemplar_id], guard)]
-            for position in sorted(set(suspects) | set(tagged)):
-                exemplar = exemplars[ids[position]]
-                reason = guard.reason(exemplar.id, exemplar.question, exemplar.tags, float(sims[position]))
-                if reason is not None:
-                    allowed[position] = False
-                    key = reason.split(" ")[0] if not reason.startswith("from benchmark") else "benchmark"
-                    excluded[key] = excluded.get(key, 0) + 1
+            reasons: dict[int, str] = {}
+            for position, (exemplar_id, tags) in enumerate(zip(ids, self._tags(), strict=True)):
+                if tags and (why := guard.reason_from_tags(exemplar_id, tags)):
+                    reasons[position] = why
+            # Texts far from the item (cosine < 0.5) cannot be near-duplicates; only the rest are read.
+            suspects = [int(i) for i in np.nonzero(sims >= 0.5)[0] if int(i) not in reasons]
+            texts = self._exemplars([ids[i] for i in suspects])
+            for position in suspects:
+                if why := guard.reason_from_text(texts[ids[position]].question, float(sims[position])):
+                    reasons[position] = why
+            for position, why in reasons.items():
+                allowed[position] = False
+                key = "benchmark" if why.startswith("from benchmark") else why.split(" ")[0]
+                excluded[key] = excluded.get(key, 0) + 1
         picked = diverse_select(query, matrix, pool=pool, k=k, lam=lam, allowed=allowed)
         chosen = self._exemplars([ids[i] for i, _, _ in picked])
         return [Hit(chosen[ids[i]], sim, score) for i, sim, score in picked], excluded
-
-
-def _tagged(exemplar: Exemplar, guard: LeakGuard) -> bool:
-    """Whether the exemplar carries benchmark tags the guard must look at."""
-    tags = exemplar.tags
-    return bool(tags.get("near_dup_benchmark_ids") or tags.get("overlaps_benchmark") or tags.get("near_dup_benchmarks"))
 
 
 def _row_to_exemplar(row: sqlite3.Row | tuple[Any, ...]) -> Exemplar:
