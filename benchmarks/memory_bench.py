@@ -73,8 +73,10 @@ def main() -> None:
         cached = CachedEmbedder(backend, args.cache)
         full = recall_at(nl4opt, nlp4lp, pairs, cached)
         part = recall_at(first_words, nlp4lp, pairs, cached)
-        print(f"| {backend.name} | {full.queries} | {full.recall[1]:.3f} | {full.recall[5]:.3f} | "
-              f"{part.recall[1]:.3f} | {part.recall[5]:.3f} |")
+        print(
+            f"| {backend.name} | {full.queries} | {full.recall[1]:.3f} | {full.recall[5]:.3f} | "
+            f"{part.recall[1]:.3f} | {part.recall[5]:.3f} |"
+        )
 
     embedder = CachedEmbedder(backends[-1], args.cache)
     print(f"\n## Retrieval latency, real corpus ({embedder.name})\n")
