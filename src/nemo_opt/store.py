@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nemo_opt.exceptions import ConfigError
+from nemo_opt.sqlite import Database
 
 __all__ = ["LLMCallRecord", "RunStore"]
 
@@ -87,64 +88,41 @@ class RunStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
+        self.db = Database(path)
         self._migrate_lock = threading.Lock()
         self._migrated = False
 
     def _connect(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=True)
+            conn = self.db.conn()
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"Cannot open the run store {self.path}: {exc}. Set NEMO_HOME to a writable folder."
             ) from exc
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        self._local.conn = conn
         with self._migrate_lock:
             if not self._migrated:
-                self._apply_migrations(conn)
+                self._apply_migrations()
                 self._migrated = True
         return conn
 
-    @staticmethod
-    def _apply_migrations(conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+    def _apply_migrations(self) -> None:
+        with self.db.transaction() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             for index in range(version, len(MIGRATIONS)):
                 for statement in MIGRATIONS[index].split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {index + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        self._connect()
+        with self.db.transaction() as conn:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close this thread's connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self.db.close()
 
     # --- runs ---------------------------------------------------------------------------------------------
     def create_run(self, run_id: str, folder: Path, title: str, problem_sha256: str) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from nemo_opt.embed.base import Embedder, Vectors
+from nemo_opt.sqlite import Database
 
 __all__ = ["CachedEmbedder", "text_key"]
 
@@ -26,9 +25,8 @@ class CachedEmbedder:
         self.inner = inner
         self.name = inner.name
         self.path = path
-        self._local = threading.local()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._conn() as conn:
+        self.db = Database(path)
+        with self.db.transaction() as conn:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS vectors "
                 "(model TEXT, key TEXT, dim INTEGER, vec BLOB, PRIMARY KEY (model, key))"
@@ -38,19 +36,11 @@ class CachedEmbedder:
     def dim(self) -> int:
         return self.inner.dim
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0)
-            conn.execute("PRAGMA journal_mode=WAL")
-            self._local.conn = conn
-        return conn
-
     def embed(self, texts: list[str]) -> Vectors:
         """Unit vectors for ``texts``; only texts not seen before reach the model."""
         keys = [text_key(t) for t in texts]
         found: dict[str, Vectors] = {}
-        conn = self._conn()
+        conn = self.db.conn()
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
@@ -66,8 +56,8 @@ class CachedEmbedder:
         if missing:
             first_text = {key: text for key, text in zip(keys, texts, strict=True)}
             fresh = self.inner.embed([first_text[key] for key in missing])
-            with conn:
-                conn.executemany(
+            with self.db.transaction() as tx:
+                tx.executemany(
                     "INSERT OR REPLACE INTO vectors (model, key, dim, vec) VALUES (?, ?, ?, ?)",
                     [
                         (self.name, key, int(vec.shape[0]), vec.astype(np.float32).tobytes())

@@ -9,9 +9,9 @@ import openai
 
 from nemo_opt.embed.base import Vectors, unit_rows
 from nemo_opt.exceptions import LLMError
-from nemo_opt.llm.openai_backend import OPENAI_URL
+from nemo_opt.llm.openai_backend import OPENAI_URL, classify_openai_error
 from nemo_opt.llm.registry import resolve_endpoint
-from nemo_opt.llm.retry import Failure, RetryPolicy, UnusableReply, classify_sdk_error, translate_failure
+from nemo_opt.llm.retry import Failure, RetryPolicy, UnusableReply, translate_failure
 from nemo_opt.settings import Settings
 
 __all__ = ["RemoteEmbedder"]
@@ -34,15 +34,6 @@ class RemoteEmbedder:
         self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout, max_retries=0)
         self.dim = 0  # known after the first call
 
-    def _classify(self, exc: Exception) -> Failure | None:
-        return classify_sdk_error(
-            exc,
-            status_error=openai.APIStatusError,
-            timeout_error=openai.APITimeoutError,
-            connection_error=openai.APIConnectionError,
-            validation_error=openai.APIResponseValidationError,
-        )
-
     def _give_up(self, failure: Failure, retries: int) -> LLMError:
         return translate_failure(
             failure, retries, url=self.base_url, model=self.model, key_env=self.key_env, timeout=self.timeout
@@ -60,7 +51,7 @@ class RemoteEmbedder:
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             batch = texts[start : start + self.batch_size]
-            vectors, _ = self.policy.run(partial(self._call, batch), self._classify, self._give_up)
+            vectors, _ = self.policy.run(partial(self._call, batch), classify_openai_error, self._give_up)
             rows.extend(vectors)
         if not rows:
             return np.zeros((0, self.dim), dtype=np.float32)

@@ -20,7 +20,7 @@ from nemo_opt.llm.base import Choice, Completion, Message, ToolCall, ToolSpec, U
 from nemo_opt.llm.retry import Failure, RetryPolicy, UnusableReply, classify_sdk_error, translate_failure
 from nemo_opt.settings import Settings
 
-__all__ = ["OPENAI_URL", "OpenAIChat", "to_chat_messages", "to_chat_tools"]
+__all__ = ["OPENAI_URL", "OpenAIChat", "classify_openai_error", "to_chat_messages", "to_chat_tools"]
 
 OPENAI_URL = "https://api.openai.com/v1"
 
@@ -89,6 +89,17 @@ def _parse(response: Any, want: int) -> Completion:
     return Completion(choices=tuple(choices), usage=usage, model=getattr(response, "model", None) or "")
 
 
+def classify_openai_error(exc: Exception) -> Failure | None:
+    """A failure of an ``openai`` SDK call in SDK-neutral terms (None: not a service failure)."""
+    return classify_sdk_error(
+        exc,
+        status_error=openai.APIStatusError,
+        timeout_error=openai.APITimeoutError,
+        connection_error=openai.APIConnectionError,
+        validation_error=openai.APIResponseValidationError,
+    )
+
+
 class OpenAIChat:
     """An :class:`~nemo_opt.llm.base.LLM` speaking the chat-completions protocol through the ``openai`` SDK."""
 
@@ -138,13 +149,7 @@ class OpenAIChat:
         return _parse(response, want)
 
     def _classify(self, exc: Exception) -> Failure | None:
-        return classify_sdk_error(
-            exc,
-            status_error=openai.APIStatusError,
-            timeout_error=openai.APITimeoutError,
-            connection_error=openai.APIConnectionError,
-            validation_error=openai.APIResponseValidationError,
-        )
+        return classify_openai_error(exc)
 
     def _give_up(self, failure: Failure, retries: int) -> LLMError:
         return translate_failure(

@@ -12,8 +12,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy.typing as npt
 from nemo_opt.embed.base import Embedder
 from nemo_opt.exceptions import BadInput
 from nemo_opt.memory.retrieval import LeakGuard, diverse_select, jaccard_3gram, word_3grams
+from nemo_opt.sqlite import Database
 
 __all__ = ["Exemplar", "Hit", "ImportReport", "MemoryStore", "NEAR_DUPLICATE_COSINE"]
 
@@ -111,33 +111,18 @@ class MemoryStore:
     def __init__(self, path: Path, embedder: Embedder) -> None:
         self.path = path
         self.embedder = embedder
-        self._local = threading.local()
+        self.db = Database(path)
         self._lock = threading.Lock()
         # (store version, ids, vectors, tags): rebuilt only when the store changes.
         self._matrix: tuple[int, list[str], npt.NDArray[np.float32], list[dict[str, Any]]] | None = None
-        path.parent.mkdir(parents=True, exist_ok=True)
         # executescript manages its own transaction (it commits first), so it runs outside _tx.
         self._conn().executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-        return conn
+        return self.db.conn()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self.db.transaction()
 
     # --- reading ------------------------------------------------------------------------------------------
     def count(self, source: str | None = None) -> int:
