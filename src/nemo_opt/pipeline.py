@@ -315,6 +315,7 @@ class Pipeline:
                     atol=s.atol,
                     rtol=s.rtol,
                     timeout=s.sandbox_timeout,
+                    probes=s.crosscheck_probes,
                     on_report=lambda report: self.on_event(Event(report.optimizer, "info", report_line(report))),
                 )
             except RunFailure as exc:  # the model service or a budget failed: this optimizer stops, others go on

@@ -89,6 +89,9 @@ class Settings(BaseModel):
     atol: float = Field(1e-6, ge=0, description="Absolute tolerance for objective agreement and feasibility.")
     rtol: float = Field(1e-6, ge=0, description="Relative tolerance for objective agreement and feasibility.")
     simulate: bool = Field(True, description="Run the simulator and the validation loop (off: ablation).")
+    crosscheck_probes: int = Field(
+        24, ge=0, description="Probe points of the feasible-region cross-check after validation passes (0: off)."
+    )
 
     # --- coding agents -----------------------------------------------------------------------------------
     agent_protocol: Literal["tools", "text"] = Field(

@@ -122,6 +122,7 @@ IssueKind = Literal[
     "malformed_solution",
     "status",
     "simulator_error",
+    "feasible_region",
 ]
 
 
@@ -148,6 +149,7 @@ class ValidationReport(BaseModel):
     objective_simulator: float | None = None
     tolerance: float | None = None
     issues: list[Issue] = Field(default_factory=list)
+    crosscheck: dict[str, Any] | None = None
 
     def render(self) -> str:
         """The report as text for the optimizer agent."""

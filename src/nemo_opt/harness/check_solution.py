@@ -1,6 +1,9 @@
 """Run the workspace's simulator on one solution and write its verdict as JSON.
 
-Usage: python check_solution.py SOLUTION_JSON VERDICT_JSON [--tol TOL] [--root DIR]
+Usage: python check_solution.py SOLUTION_JSON VERDICT_JSON [--tol TOL] [--root DIR] [--batch]
+
+With --batch, SOLUTION_JSON holds a list of variable mappings and VERDICT_JSON receives a list of verdicts,
+one per mapping (the simulator is imported once).
 
 The root holds data.json and the simulator/ package: this script's folder when data.json is there,
 otherwise its parent (the layout of a workspace, where the script lives in .nemo/).
@@ -10,6 +13,7 @@ This script imports nothing from nemo_opt, so it runs in a sandbox and inside a 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import sys
@@ -33,12 +37,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def check(solution_path: Path, root: Path, tol: float) -> dict[str, Any]:
-    """The verdict of ``simulator.simulator.simulate`` on the solution's variables."""
-    data = json.loads((root / "data.json").read_text(encoding="utf-8"))
-    solution = json.loads(solution_path.read_text(encoding="utf-8"))
-    variables = solution.get("variables", {}) if isinstance(solution, dict) else {}
-    sys.path.insert(0, str(root))
+def _simulate(variables: dict[str, Any], data: dict[str, Any], tol: float) -> dict[str, Any]:
     from simulator.simulator import simulate  # type: ignore[import-not-found]
 
     result = simulate(variables, data, tol=tol)
@@ -56,19 +55,48 @@ def check(solution_path: Path, root: Path, tol: float) -> dict[str, Any]:
     }
 
 
+def check(solution_path: Path, root: Path, tol: float) -> dict[str, Any]:
+    """The verdict of ``simulator.simulator.simulate`` on the solution's variables."""
+    data = json.loads((root / "data.json").read_text(encoding="utf-8"))
+    solution = json.loads(solution_path.read_text(encoding="utf-8"))
+    variables = solution.get("variables", {}) if isinstance(solution, dict) else {}
+    sys.path.insert(0, str(root))
+    return _simulate(variables, data, tol)
+
+
+def check_batch(points_path: Path, root: Path, tol: float) -> list[dict[str, Any]]:
+    """Verdicts for a list of variable mappings; a crash on one point is reported for that point only."""
+    data = json.loads((root / "data.json").read_text(encoding="utf-8"))
+    points = json.loads(points_path.read_text(encoding="utf-8"))
+    sys.path.insert(0, str(root))
+    verdicts = []
+    for variables in points:
+        try:
+            # A copy per point: a simulator that edits its data must not change the next verdict.
+            verdicts.append(_simulate(variables, copy.deepcopy(data), tol))
+        except Exception:
+            verdicts.append({"ok": False, "error": traceback.format_exc(limit=4)})
+    return verdicts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("solution", type=Path)
     parser.add_argument("verdict", type=Path)
     parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--root", type=Path, default=None, help="folder holding data.json and simulator/")
+    parser.add_argument("--batch", action="store_true", help="SOLUTION holds a list of variable mappings")
     args = parser.parse_args()
     if args.root is None:
         # In a workspace this script sits in .nemo/; in a delivered package it sits next to data.json.
         here = Path(__file__).resolve().parent
         args.root = here if (here / "data.json").exists() else here.parent
+    verdict: Any
     try:
-        verdict = check(args.solution, args.root.resolve(), args.tol)
+        if args.batch:
+            verdict = check_batch(args.solution, args.root.resolve(), args.tol)
+        else:
+            verdict = check(args.solution, args.root.resolve(), args.tol)
     except BaseException:  # the simulator is untrusted code: any failure is reported, not raised
         verdict = {"ok": False, "error": traceback.format_exc(limit=8)}
     args.verdict.write_text(json.dumps(_plain(verdict), indent=2), encoding="utf-8")

@@ -191,6 +191,7 @@ def run_optimizer(
     atol: float,
     rtol: float,
     timeout: float,
+    probes: int = 0,
     on_report: Callable[[ValidationReport], None] | None = None,
 ) -> OptimizerOutcome:
     """Run the agent, then validate and repair until the solution passes or the rounds are used up.
@@ -223,6 +224,7 @@ def run_optimizer(
             rtol=rtol,
             timeout=timeout,
             attempt=attempt,
+            probes=probes,
         )
         outcome.reports.append(report)
         outcome.verified = report.passed

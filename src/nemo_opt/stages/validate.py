@@ -17,12 +17,20 @@ from typing import Any
 from pydantic import ValidationError
 
 from nemo_opt.harness import harness_source
-from nemo_opt.sandbox.base import Sandbox
+from nemo_opt.sandbox.base import ExecResult, Sandbox
 from nemo_opt.solution import Issue, SimVerdict, Solution, SolveStatus, ValidationReport
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
 from nemo_opt.workspace import Workspace
 
-__all__ = ["HARNESS", "check_shapes", "install_harness", "load_solution", "run_simulator", "validate"]
+__all__ = [
+    "HARNESS",
+    "check_shapes",
+    "install_harness",
+    "load_solution",
+    "run_simulator",
+    "run_simulator_batch",
+    "validate",
+]
 
 HARNESS = "check_solution.py"
 # Solvers report integers like 2.9999999 and MIP tolerances are about 1e-6: integrality gets a little slack.
@@ -127,19 +135,49 @@ def check_domains(spec: ProblemSpec, variables: dict[str, Any], atol: float, rto
     return issues
 
 
-def run_simulator(
-    workspace: Workspace, sandbox: Sandbox, solution_path: Path, verdict_path: Path, tol: float, timeout: float
-) -> SimVerdict:
-    """Run ``simulate`` on a solution inside the sandbox and read back its verdict."""
+def _run_harness(
+    workspace: Workspace,
+    sandbox: Sandbox,
+    input_path: Path,
+    verdict_path: Path,
+    tol: float,
+    timeout: float,
+    batch: bool,
+) -> ExecResult:
     harness = workspace.internal / HARNESS
     if not harness.exists():
         install_harness(workspace)
     verdict_path.unlink(missing_ok=True)
     command = " ".join(
         shlex.quote(part)
-        for part in ("python", workspace.rel(harness), workspace.rel(solution_path), workspace.rel(verdict_path))
+        for part in ("python", workspace.rel(harness), workspace.rel(input_path), workspace.rel(verdict_path))
     )
-    result = sandbox.run(f"{command} --tol {tol!r}", cwd=workspace.root, timeout=timeout)
+    return sandbox.run(f"{command} --tol {tol!r}{' --batch' if batch else ''}", cwd=workspace.root, timeout=timeout)
+
+
+def run_simulator_batch(
+    workspace: Workspace, sandbox: Sandbox, points: list[dict[str, Any]], name: str, tol: float, timeout: float
+) -> list[SimVerdict] | str:
+    """Verdicts of ``simulate`` for many variable mappings in one sandboxed run; a string says why none came."""
+    input_path = workspace.write_json(workspace.internal / f"{name}_points.json", points)
+    verdict_path = workspace.internal / f"{name}_verdicts.json"
+    result = _run_harness(workspace, sandbox, input_path, verdict_path, tol, timeout, batch=True)
+    if not verdict_path.exists():
+        return f"the simulator harness produced no verdicts ({result.describe()}):\n{result.output[-2000:]}"
+    try:
+        raw = json.loads(verdict_path.read_text(encoding="utf-8"))
+        if isinstance(raw, dict):  # the whole batch failed (e.g. the simulator does not import)
+            return str(raw.get("error", "the simulator failed"))
+        return [SimVerdict.model_validate(v) for v in raw]
+    except (json.JSONDecodeError, ValidationError) as exc:
+        return f"unreadable simulator verdicts: {exc}"
+
+
+def run_simulator(
+    workspace: Workspace, sandbox: Sandbox, solution_path: Path, verdict_path: Path, tol: float, timeout: float
+) -> SimVerdict:
+    """Run ``simulate`` on a solution inside the sandbox and read back its verdict."""
+    result = _run_harness(workspace, sandbox, solution_path, verdict_path, tol, timeout, batch=False)
     if not verdict_path.exists():
         return SimVerdict(
             ok=False, error=f"the simulator harness produced no verdict ({result.describe()}):\n{result.output[-3000:]}"
@@ -163,6 +201,7 @@ def validate(
     rtol: float,
     timeout: float,
     attempt: int = 0,
+    probes: int = 0,
 ) -> ValidationReport:
     """V(x*) for one solution, as a structured report (also saved next to the solution).
 
@@ -185,8 +224,45 @@ def validate(
         verdict_path = solution_path.parent / f"simulation_{suffix}.json"
         report = _judge(spec, workspace, sandbox, solution, solution_path, verdict_path, atol, rtol, timeout)
         report.optimizer, report.round, report.attempt = optimizer, round_number, attempt
+        if report.passed and probes > 0:
+            _cross_check(spec, workspace, sandbox, solution, solution_path, report, suffix, probes, atol, rtol, timeout)
     workspace.write_json(report_path, report.model_dump(mode="json"))
     return report
+
+
+def _cross_check(
+    spec: ProblemSpec,
+    workspace: Workspace,
+    sandbox: Sandbox,
+    solution: Solution,
+    solution_path: Path,
+    report: ValidationReport,
+    suffix: str,
+    probes: int,
+    atol: float,
+    rtol: float,
+    timeout: float,
+) -> None:
+    """Objective agreement passed; now compare feasible regions, and fail the report on disagreement."""
+    from nemo_opt.stages.crosscheck import cross_check
+
+    check = cross_check(
+        spec, workspace, sandbox, solution, solution_path.parent, probes=probes, atol=atol, rtol=rtol, timeout=timeout
+    )
+    report.crosscheck = {
+        "ran": check.ran,
+        "note": check.note,
+        "probes": check.probes,
+        "mapped_columns": check.mapped_columns,
+        "skipped_rows": check.skipped_rows,
+        "disagreements": len(check.issues),
+    }
+    workspace.write_json(
+        solution_path.parent / f"crosscheck_{suffix}.json", {**report.crosscheck, "points": check.points}
+    )
+    if check.issues:
+        report.issues.extend(check.issues)
+        report.passed = False
 
 
 def _judge(
