@@ -174,9 +174,9 @@ def _directions(
     found: list[npt.NDArray[np.float64]] = []
     if rows:
         active = np.vstack(rows)
-        for i, sign in enumerate(signs):
+        for number, sign in enumerate(signs):
             target = np.zeros(len(rows))
-            target[i] = -sign  # move inward on constraint i, stay on the others
+            target[number] = -sign  # move inward on constraint ``number``, stay on the others
             step, *_ = np.linalg.lstsq(active, target, rcond=None)
             if np.linalg.norm(step) > 1e-9:
                 found.append(step)
@@ -397,7 +397,9 @@ def _excess(
     atol: float,
     rtol: float,
 ) -> npt.NDArray[np.float64]:
-    """How far each value lies outside [lower, upper] beyond the tolerance (<= 0: inside); infinite bounds never bind."""
+    """How far each value lies outside [lower, upper] beyond the tolerance (<= 0: inside).
+
+    Infinite bounds never bind."""
     with np.errstate(invalid="ignore"):
         below = np.where(np.isfinite(lower), lower - values - (atol + rtol * np.abs(lower)), -np.inf)
         above = np.where(np.isfinite(upper), values - upper - (atol + rtol * np.abs(upper)), -np.inf)
