@@ -18,10 +18,7 @@ from tests.scenarios import EXTRACT, OPTIMIZER, SIMULATOR, call, product_mix, sa
 REPO = Path(__file__).resolve().parent.parent
 PROBLEM = (REPO / "examples" / "product_mix.md").read_text()
 WRONG_MODEL = product_mix.MODEL_DRAFT.replace('data["profits"]', 'data["profit"]')
-RIGHT_MODEL = WRONG_MODEL.replace(
-    'h.addConstr(make["chair"] >= data["min_chairs"])',
-    product_mix.FINISHING.strip() + '\nh.addConstr(make["chair"] >= data["min_chairs"])',
-)
+RIGHT_MODEL = product_mix.RIGHT_MODEL
 
 
 def _solve(settings: Settings, routes: dict[str, object], problem: str = PROBLEM):  # type: ignore[no-untyped-def]

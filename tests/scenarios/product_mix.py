@@ -200,6 +200,9 @@ print(status, solution["objective"])
 # The first draft reads a key that does not exist (a crash) and lacks the finishing constraint (a modeling error).
 MODEL_DRAFT = MODEL_HEAD + MODEL_TAIL.replace("PROFIT_KEY", "profits")
 
+# The draft with both mistakes fixed: the model a careful optimizer ends with.
+RIGHT_MODEL = MODEL_HEAD + FINISHING + MODEL_TAIL.replace("PROFIT_KEY", "profit")
+
 OPTIMIZER = [
     say("Let me look at the data first.", call("bash", command="cat data.json")),
     say("I'll write the model with HiGHS.", call("write_file", path="model.py", content=MODEL_DRAFT)),

@@ -1,0 +1,156 @@
+"""Re-solve a delivered model package with changed data and re-check it with its simulator; no model service.
+
+The package folder itself is never modified: each re-solve gets its own folder (``<package>/resolves/<time>``
+by default) holding the model, the simulator, the changed ``data.json`` and the new ``solution.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nemo_opt.exceptions import BadInput
+from nemo_opt.fsutil import atomic_write_json
+from nemo_opt.sandbox import sandbox_from_settings
+from nemo_opt.sandbox.base import Sandbox
+from nemo_opt.settings import Settings
+from nemo_opt.solution import SimVerdict, Solution, SolveStatus
+from nemo_opt.stages.validate import load_solution, run_simulator
+from nemo_opt.workspace import Workspace
+
+__all__ = ["Resolve", "apply_changes", "parse_assignment", "resolve_package"]
+
+
+def parse_assignment(text: str) -> tuple[list[str], Any]:
+    """``demand.north=120`` -> (["demand", "north"], 120). Values are JSON when they parse, else strings."""
+    if "=" not in text:
+        raise BadInput(f"--set {text!r}: expected NAME=VALUE, e.g. --set demand.north=120")
+    path, raw = text.split("=", 1)
+    keys = [k for k in path.strip().split(".") if k]
+    if not keys:
+        raise BadInput(f"--set {text!r}: the name before '=' is empty")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return keys, value
+
+
+def _same_kind(old: Any, new: Any) -> bool:
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if number(old):
+        return number(new)
+    return isinstance(new, type(old)) or old is None
+
+
+def apply_changes(data: dict[str, Any], assignments: list[tuple[list[str], Any]]) -> dict[str, Any]:
+    """A copy of ``data`` with each assignment applied; names must exist and values keep their kind."""
+    out = copy.deepcopy(data)
+    for keys, value in assignments:
+        level: Any = out
+        for depth, key in enumerate(keys):
+            name = ".".join(keys[: depth + 1])
+            if not isinstance(level, dict) or key not in level:
+                options = ", ".join(sorted(map(str, level))[:12]) if isinstance(level, dict) else "none"
+                raise BadInput(f"data.json has no '{name}'. Names available here: {options}.")
+            if depth == len(keys) - 1:
+                if not _same_kind(level[key], value):
+                    raise BadInput(
+                        f"'{name}' holds {type(level[key]).__name__} {level[key]!r}; {value!r} is a "
+                        f"{type(value).__name__}. Give a value of the same kind."
+                    )
+                level[key] = value
+            else:
+                level = level[key]
+    return out
+
+
+@dataclass
+class Resolve:
+    """Outcome of one re-solve."""
+
+    folder: Path
+    status: SolveStatus
+    objective: float | None
+    verdict: SimVerdict | None = None
+    agrees: bool = False
+    error: str = ""
+    changes: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 solved and confirmed; 1 the simulator disagrees; 4 the model did not run; 5 infeasible/unbounded."""
+        if self.error:
+            return 4
+        if not self.status.has_solution:
+            return 5
+        return 0 if self.agrees else 1
+
+
+def resolve_package(
+    package: Path,
+    settings: Settings,
+    *,
+    assignments: list[tuple[list[str], Any]] | None = None,
+    data_file: Path | None = None,
+    out: Path | None = None,
+) -> Resolve:
+    """Copy the package's model and simulator to a new folder, change the data, solve, and check the answer."""
+    for name in ("model.py", "data.json"):
+        if not (package / name).is_file():
+            raise BadInput(f"{package} is not a model package: {name} is missing.")
+    data = json.loads((package / "data.json").read_text(encoding="utf-8"))
+    if data_file is not None:
+        replacement = json.loads(data_file.read_text(encoding="utf-8"))
+        if not isinstance(replacement, dict):
+            raise BadInput(f"{data_file} must hold a JSON object of data values.")
+        assignments = [([key], value) for key, value in replacement.items()] + list(assignments or [])
+    changed = apply_changes(data, assignments or [])
+    folder = out or package / "resolves" / time.strftime("%Y%m%d-%H%M%S")
+    if folder.exists() and any(folder.iterdir()):
+        raise BadInput(f"{folder} already exists and is not empty; choose another --out.")
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(package / "model.py", folder / "model.py")
+    if (package / "simulator").is_dir():
+        shutil.copytree(package / "simulator", folder / "simulator", ignore=shutil.ignore_patterns("__pycache__"))
+    atomic_write_json(folder / "data.json", changed)
+    sandbox = sandbox_from_settings(settings, folder)
+    run = sandbox.run("python model.py", cwd=folder, timeout=settings.sandbox_timeout)
+    (folder / "run.log").write_text(run.output, encoding="utf-8")
+    changes = [f"{'.'.join(keys)} = {json.dumps(value)}" for keys, value in assignments or []]
+    solution, problem = load_solution(folder / "solution.json")
+    if not run.ok or solution is None:
+        detail = problem or f"`python model.py` failed ({run.describe()})"
+        return Resolve(folder, SolveStatus.ERROR, None, error=f"{detail}:\n{run.output[-2000:]}", changes=changes)
+    result = Resolve(folder, solution.status, solution.objective, changes=changes)
+    if solution.status.has_solution and (folder / "simulator" / "simulator.py").exists():
+        result.verdict, result.agrees = _check(folder, sandbox, solution, settings)
+    return result
+
+
+def _check(folder: Path, sandbox: Sandbox, solution: Solution, settings: Settings) -> tuple[SimVerdict, bool]:
+    workspace = Workspace(folder)
+    workspace.internal.mkdir(exist_ok=True)
+    verdict = run_simulator(
+        workspace,
+        sandbox,
+        folder / "solution.json",
+        workspace.internal / "verdict.json",
+        settings.atol,
+        settings.sandbox_timeout,
+    )
+    agrees = (
+        verdict.ok
+        and verdict.feasible
+        and solution.objective is not None
+        and verdict.objective is not None
+        and abs(verdict.objective - solution.objective) <= settings.atol + settings.rtol * abs(solution.objective)
+    )
+    return verdict, bool(agrees)
