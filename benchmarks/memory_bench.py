@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO))
 
 from nemo_opt.embed import CachedEmbedder, Embedder, LexicalEmbedder, MiniLMEmbedder  # noqa: E402
 from nemo_opt.embed.minilm import find_model_dir  # noqa: E402
+from nemo_opt.evaluation.retrieval import counterpart_pairs, recall_at  # noqa: E402
 from nemo_opt.memory import LeakGuard, MemoryStore, diverse_select  # noqa: E402
-from nemo_opt.memory.evaluation import counterpart_pairs, recall_at  # noqa: E402
 from nemo_opt.spec import ProblemSpec  # noqa: E402
 from nemo_opt.stages.mbr import mbr_scores  # noqa: E402
 from tests.scenarios import product_mix  # noqa: E402

@@ -166,6 +166,7 @@ def shared_embed_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_stability_suite_end_to_end(settings: Settings, shared_embed_cache: Path) -> None:
     settings.extractions, settings.optimizers, settings.memory = 3, 2, True
+    settings.solvers = ["highs", "cbc"]
     settings.embed_cache = shared_embed_cache
     no_finishing = copy.deepcopy(product_mix.SPEC)
     no_finishing["constraints"] = [c for c in no_finishing["constraints"] if c["name"] != "finishing_capacity"]

@@ -10,9 +10,9 @@ import pytest
 
 from nemo_opt.embed import LexicalEmbedder, MiniLMEmbedder
 from nemo_opt.embed.minilm import find_model_dir
+from nemo_opt.evaluation.retrieval import counterpart_pairs, recall_at
 from nemo_opt.exceptions import BadInput
 from nemo_opt.memory import Exemplar, LeakGuard, MemoryStore, diverse_select, memory_note, write_exemplars
-from nemo_opt.memory.evaluation import counterpart_pairs, recall_at
 from nemo_opt.memory.retrieval import jaccard_3gram, word_3grams
 from nemo_opt.workspace import Workspace
 from tests.conftest import SHARED

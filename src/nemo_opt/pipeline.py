@@ -15,7 +15,7 @@ from typing import Any
 
 from nemo_opt.agent.loop import AgentLimits, ToolLoopAgent
 from nemo_opt.embed import make_embedder
-from nemo_opt.exceptions import BadInput, ModelNotConfigured, NemoError, RunFailure, UserError
+from nemo_opt.exceptions import BadInput, ConfigError, ModelNotConfigured, NemoError, RunFailure, UserError
 from nemo_opt.fsutil import atomic_write_json, to_jsonable
 from nemo_opt.llm.base import LLM
 from nemo_opt.llm.cache import ReplyCache
@@ -28,6 +28,7 @@ from nemo_opt.result import Event, RunResult, StageTiming, new_run_id, sha256_te
 from nemo_opt.sandbox import sandbox_from_settings
 from nemo_opt.sandbox.base import Sandbox
 from nemo_opt.settings import Settings
+from nemo_opt.solvers.registry import available_solvers
 from nemo_opt.spec import ProblemSpec, data_from_spec
 from nemo_opt.stages.consensus import Consensus, decide
 from nemo_opt.stages.extract import extract
@@ -199,12 +200,21 @@ class Pipeline:
                 f"candidate {extraction.chosen} of {len(extraction.candidates)} ({extraction.selection.get('method')})"
             )
         with self._stage(result.run_id, "recommend", timings) as detail:
-            rec = recommend(spec)
+            installed = available_solvers()
+            allowed = [b for b in installed if not s.solvers or b.name in s.solvers]
+            if not allowed:
+                names = ", ".join(b.name for b in installed) or "none"
+                raise ConfigError(f"None of the solvers {s.solvers} is installed and usable here (installed: {names}).")
+            rec = recommend(spec, allowed, llm=recorder.for_stage("recommend"))
             if not rec.ranking:
                 raise RunFailure("No solver is installed. Install one, e.g. pip install highspy pulp.")
             workspace.write_json("recommendation.json", rec)
-            detail.update(problem_class=rec.problem_class.value, ranking=rec.ranking, reason=rec.reason)
-            detail["message"] = f"{rec.problem_class.value}: {', '.join(rec.ranking[:3])}"
+            detail.update(
+                problem_class=rec.problem_class.value, ranking=rec.ranking, reason=rec.reason, decided_by=rec.decided_by
+            )
+            notes = f"; {'; '.join(rec.notes)}" if rec.notes else ""
+            ranked = ", ".join(rec.ranking[:4])
+            detail["message"] = f"{rec.problem_class.value} ({rec.reason}; by {rec.decided_by}): {ranked}{notes}"
         install_harness(workspace)
         sandbox = sandbox_from_settings(s, workspace.root)
         containment = (

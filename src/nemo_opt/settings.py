@@ -89,6 +89,9 @@ class Settings(BaseModel):
     atol: float = Field(1e-6, ge=0, description="Absolute tolerance for objective agreement and feasibility.")
     rtol: float = Field(1e-6, ge=0, description="Relative tolerance for objective agreement and feasibility.")
     simulate: bool = Field(True, description="Run the simulator and the validation loop (off: ablation).")
+    solvers: list[str] = Field(
+        default_factory=list, description="Solvers the agents may use, by name (empty: every installed one)."
+    )
     crosscheck_probes: int = Field(
         24, ge=0, description="Probe points of the feasible-region cross-check after validation passes (0: off)."
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,21 @@ import numpy.typing as npt
 from scipy import sparse
 
 from nemo_opt.sandbox.base import Sandbox
-from nemo_opt.solution import Issue, Solution
+from nemo_opt.solution import Issue, SimVerdict, Solution
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
 from nemo_opt.stages.validate import run_simulator_batch
 from nemo_opt.workspace import Workspace
 
-__all__ = ["CrossCheck", "ModelRows", "cross_check", "read_model_file"]
+__all__ = [
+    "CrossCheck",
+    "Judge",
+    "ModelRows",
+    "compare_regions",
+    "cross_check",
+    "feasible_mask",
+    "read_model_file",
+    "rows_judge",
+]
 
 _MAX_REPORTED = 5
 
@@ -70,7 +80,7 @@ def read_model_file(path: Path) -> ModelRows:
     """Read an MPS or LP file with HiGHS (the reader accepts what most modelling layers write)."""
     import highspy
 
-    highs = highspy.Highs()  # type: ignore[no-untyped-call]
+    highs = highspy.Highs()
     highs.silent()
     status = highs.readModel(str(path))
     if status == highspy.HighsStatus.kError:
@@ -150,12 +160,13 @@ def _nest(values: dict[tuple[str, tuple[str, ...]], float], base: dict[str, Any]
 
 def _directions(
     model: ModelRows, x_star: npt.NDArray[np.float64], mapped: list[int], evaluable: npt.NDArray[np.bool_], atol: float
-) -> list[npt.NDArray[np.float64]]:
-    """Directions worth walking from x*: along the edges of the model's region that leave x* (each keeps all
-    but one active constraint active), along its null space, then along each axis.
+) -> tuple[list[npt.NDArray[np.float64]], list[npt.NDArray[np.float64]]]:
+    """Directions worth walking from x*: (inside, across).
 
-    The edges are where a model that dropped or loosened a constraint first differs from the problem: a walk
-    along them reaches the model's frontier, which the simulator then confirms or refutes.
+    Inside: along the edges of the model's region that leave x* (each keeps all but one active constraint
+    active), along its null space, then along each axis; a model that dropped or loosened a constraint first
+    differs from the problem where these walks reach the model's frontier. Across: the same edges reversed,
+    stepping just over one active constraint; a constraint that is too tight rejects points the problem allows.
     """
     activity = model.matrix @ x_star
     rows, signs = [], []
@@ -172,6 +183,7 @@ def _directions(
                 rows.append(unit)
                 signs.append(sign)
     found: list[npt.NDArray[np.float64]] = []
+    across: list[npt.NDArray[np.float64]] = []
     if rows:
         active = np.vstack(rows)
         for number, sign in enumerate(signs):
@@ -180,6 +192,7 @@ def _directions(
             step, *_ = np.linalg.lstsq(active, target, rcond=None)
             if np.linalg.norm(step) > 1e-9:
                 found.append(step)
+                across.append(-step)
         _, singular, vt = np.linalg.svd(active)
         rank = int((singular > 1e-9).sum())
         for vector in vt[rank:]:
@@ -187,12 +200,16 @@ def _directions(
     else:
         found += [row for row in np.eye(len(mapped))] + [-row for row in np.eye(len(mapped))]
     found += [row for row in np.eye(len(mapped))] + [-row for row in np.eye(len(mapped))]
-    full = []
-    for step in found:
-        vector = np.zeros(len(model.columns))
-        vector[mapped] = step / np.linalg.norm(step)
-        full.append(vector)
-    return full
+
+    def lift(steps: list[npt.NDArray[np.float64]]) -> list[npt.NDArray[np.float64]]:
+        out = []
+        for step in steps:
+            vector = np.zeros(len(model.columns))
+            vector[mapped] = step / np.linalg.norm(step)
+            out.append(vector)
+        return out
+
+    return lift(found), lift(across)
 
 
 def _max_step(
@@ -226,18 +243,26 @@ def _probe_points(
     atol: float,
     rng: np.random.Generator,
 ) -> list[npt.NDArray[np.float64]]:
-    """Points along the informative directions (half-way, just inside and just beyond the model's frontier),
-    then random perturbations of x* at several scales for what is left of the budget."""
+    """Points just across each active constraint, points along the inside directions (half-way, just inside and
+    just beyond the model's frontier), then random perturbations of x* at several scales for what is left."""
     scale = np.maximum(1.0, np.abs(x_star))
-    points: list[npt.NDArray[np.float64]] = []
-    for direction in _directions(model, x_star, mapped, evaluable, atol):
+    inside, across = _directions(model, x_star, mapped, evaluable, atol)
+    size = float(np.mean(scale[mapped]))
+    groups: list[list[npt.NDArray[np.float64]]] = [
+        [x_star + fraction * size * direction for fraction in (0.05, 0.01)] for direction in across
+    ]
+    for direction in inside:
         reach = _max_step(model, x_star, direction, evaluable)
         if not np.isfinite(reach):
             reach = 10.0 * float(scale[mapped].max())
-        if reach <= 1e-9:
-            continue
-        for fraction in (0.5, 0.999, 1.05):
-            points.append(x_star + fraction * reach * direction + (1e-6 if fraction > 1 else 0) * direction)
+        if reach > 1e-9:
+            groups.append([x_star + fraction * reach * direction for fraction in (0.999, 1.05, 0.5)])
+    # Round-robin over shuffled directions, so a large model with many active constraints still gets every
+    # kind of probe within the budget.
+    order = rng.permutation(len(groups))
+    points: list[npt.NDArray[np.float64]] = []
+    for depth in range(3):
+        points += [groups[g][depth] for g in order if depth < len(groups[g])]
     points = points[: max(count * 3 // 4, 1)]
     while len(points) < count:
         point = x_star.copy()
@@ -281,7 +306,13 @@ def cross_check(
     mapping = _column_map(model, spec, {str(k): str(v) for k, v in (explicit or {}).items()})
     if not mapping:
         return CrossCheck(False, "no column of the model file could be matched to a variable of P*")
-    return _compare(spec, workspace, sandbox, solution, model, mapping, probes, atol, rtol, timeout, seed)
+
+    def judge(points: list[dict[str, Any]]) -> list[SimVerdict] | str:
+        return run_simulator_batch(workspace, sandbox, points, f"crosscheck_{seed}", atol, timeout)
+
+    return compare_regions(
+        spec, solution.variables, model, mapping, judge, probes=probes, atol=atol, rtol=rtol, seed=seed
+    )
 
 
 def _lookup(values: Any, key: tuple[str, ...]) -> float | None:
@@ -292,19 +323,23 @@ def _lookup(values: Any, key: tuple[str, ...]) -> float | None:
     return float(values) if isinstance(values, int | float) and not isinstance(values, bool) else None
 
 
-def _compare(
+Judge = Callable[[list[dict[str, Any]]], "list[SimVerdict] | str"]
+
+
+def compare_regions(
     spec: ProblemSpec,
-    workspace: Workspace,
-    sandbox: Sandbox,
-    solution: Solution,
+    variables: dict[str, Any],
     model: ModelRows,
     mapping: dict[int, tuple[str, tuple[str, ...]]],
+    judge: Judge,
+    *,
     probes: int,
     atol: float,
     rtol: float,
-    timeout: float,
-    seed: int,
+    seed: int = 0,
 ) -> CrossCheck:
+    """Probe the model around the solution ``variables`` and compare with ``judge``'s verdicts (the simulator,
+    or anything that judges points the same way)."""
     result = CrossCheck(True, probes=probes, mapped_columns=len(mapping))
     declared = {v.name: v.type for v in spec.variables}
     for column, (name, key) in mapping.items():
@@ -320,7 +355,7 @@ def _compare(
             )
     x_star = np.zeros(len(model.columns))
     for column, (name, key) in mapping.items():
-        value = _lookup(solution.variables.get(name), key)
+        value = _lookup(variables.get(name), key)
         x_star[column] = value if value is not None else 0.0
     mapped = sorted(mapping)
     unmapped = np.ones(len(model.columns), dtype=bool)
@@ -334,8 +369,8 @@ def _compare(
     result.skipped_rows = int((~evaluable).sum())
     rng = np.random.default_rng(seed)
     points = _probe_points(model, x_star, mapped, evaluable, probes, atol, rng)
-    dicts = [_nest({mapping[c]: float(p[c]) for c in mapped}, solution.variables) for p in points]
-    verdicts = run_simulator_batch(workspace, sandbox, dicts, f"crosscheck_{seed}", atol, timeout)
+    dicts = [_nest({mapping[c]: float(p[c]) for c in mapped}, variables) for p in points]
+    verdicts = judge(dicts)
     if isinstance(verdicts, str):
         return CrossCheck(False, f"the simulator could not judge the probe points: {verdicts}")
     found: dict[str, list[Issue]] = {"too loose": [], "too tight": [], "objective": []}
@@ -418,3 +453,52 @@ def _show(values: dict[str, float], limit: int = 8) -> str:
     items = list(values.items())
     text = ", ".join(f"{k}={v:g}" for k, v in items[:limit])
     return f"the point x* with ({text}{', ...' if len(items) > limit else ''})"
+
+
+def feasible_mask(model: ModelRows, points: npt.NDArray[np.float64], atol: float, rtol: float) -> npt.NDArray[np.bool_]:
+    """For many points at once (one per row of ``points``): inside the model's rows, bounds and integrality?"""
+    activity = (model.matrix @ points.T).T
+    rows_ok = (_excess(activity, model.row_lower, model.row_upper, atol, rtol) <= 0).all(axis=1)
+    bounds_ok = (_excess(points, model.col_lower, model.col_upper, atol, rtol) <= 0).all(axis=1)
+    integral = (np.abs(points - np.round(points)) <= max(atol, 1e-6)) | ~model.integer
+    return np.asarray(rows_ok & bounds_ok & integral.all(axis=1))
+
+
+def rows_judge(
+    reference: ModelRows, names: list[str], atol: float, rtol: float
+) -> Callable[[list[dict[str, Any]]], list[SimVerdict]]:
+    """A judge that decides feasibility and objective with a reference model's own rows, bounds and types.
+
+    ``names[i]`` is the variable name used for the reference's column i in the points. This lets a model be
+    compared with another formulation of the same problem (for example a trusted one) without a simulator.
+    """
+    position = {name: i for i, name in enumerate(names)}
+
+    def judge(points: list[dict[str, Any]]) -> list[SimVerdict]:
+        verdicts = []
+        for point in points:
+            x = np.zeros(len(reference.columns))
+            for name, value in point.items():
+                if name in position and isinstance(value, int | float):
+                    x[position[name]] = float(value)
+            gaps = _excess(reference.matrix @ x, reference.row_lower, reference.row_upper, atol, rtol)
+            bounds = _excess(x, reference.col_lower, reference.col_upper, atol, rtol)
+            fractional = reference.integer & (np.abs(x - np.round(x)) > max(atol, 1e-6))
+            violations = [
+                {"constraint": reference.rows[i], "amount": float(gaps[i])} for i in np.nonzero(gaps > 0)[0]
+            ] + [
+                {"constraint": f"bound:{reference.columns[i]}", "amount": float(bounds[i])}
+                for i in np.nonzero(bounds > 0)[0]
+            ]
+            violations += [{"constraint": f"integer:{reference.columns[i]}"} for i in np.nonzero(fractional)[0]]
+            verdicts.append(
+                SimVerdict(
+                    ok=True,
+                    feasible=not violations,
+                    objective=float(reference.cost @ x + reference.offset),
+                    violations=violations,
+                )
+            )
+        return verdicts
+
+    return judge

@@ -1,78 +1,168 @@
-"""Recommend solvers: classify P* from its variable types and expression structure, then rank installed solvers."""
+"""Recommend solvers: classify P* by rules (an LLM breaks ties only when the rules are unsure), then rank the
+installed solvers that support the class.
+
+Signals: integer/binary variables; products of decision variables; squared terms in the objective; nonlinear
+functions; piecewise terms (max, min, abs) that a modeller may linearize; and logical or scheduling structure
+(all-different, implications, disjunctions, sequencing) that suits CP as much as MILP with big-M.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
+from nemo_opt.jsonparse import parse_json_object
+from nemo_opt.llm.base import Message
+from nemo_opt.llm.recorder import RecordedLLM
+from nemo_opt.prompts import load_prompt
 from nemo_opt.solvers.registry import ProblemClass, SolverBackend, available_solvers
-from nemo_opt.spec import ProblemSpec
+from nemo_opt.spec import ProblemSpec, VarType, index_keys
 
-__all__ = ["Recommendation", "classify", "recommend"]
+__all__ = ["SIZE_LIMITED", "Recommendation", "classify", "recommend"]
 
-_NONLINEAR_CALL = re.compile(r"\b(exp|log|sqrt|sin|cos|tan|abs|pow|max|min)\s*\(")
+_NONLINEAR_CALL = re.compile(r"\b(exp|log|sqrt|sin|cos|tan|pow)\s*\(")
+_PIECEWISE_CALL = re.compile(r"\b(max|min|abs)\s*\(")
 _POWER = re.compile(r"(\*\*|\^)\s*\(?\s*(?P<exp>[0-9.]+)")
+# Strong markers only: ordinary words such as "or" and "before" appear in most problem texts.
+_LOGICAL = re.compile(
+    r"all[_ ]?diff|alldifferent|\bdistinct\b|\bimpl(y|ies|ication)\b|=>|\bif\b[^.]*\bthen\b|\beither\b|"
+    r"no[_ ]overlap|overlap|preced|makespan|disjunct|start[_ ]time|finish[_ ]time",
+    re.IGNORECASE,
+)
 
 # Preference among installed solvers for each class, best first.
 _PREFERENCE: dict[ProblemClass, list[str]] = {
-    ProblemClass.LP: ["highs", "cbc", "ortools", "gurobi", "scip", "cvxpy", "pyomo"],
-    ProblemClass.MILP: ["highs", "cbc", "gurobi", "scip", "ortools", "cvxpy", "pyomo"],
-    ProblemClass.QP: ["highs", "gurobi", "scip", "cvxpy"],
-    ProblemClass.MIQP: ["gurobi", "scip", "cvxpy"],
-    ProblemClass.NLP: ["scip", "pyomo"],
-    ProblemClass.MINLP: ["scip"],
-    ProblemClass.CP: ["ortools", "scip", "highs", "cbc"],
+    ProblemClass.LP: ["highs", "cbc", "gurobi", "scip", "ortools", "pyomo", "cvxpy"],
+    ProblemClass.MILP: ["highs", "gurobi", "scip", "cbc", "ortools", "pyomo", "cvxpy"],
+    ProblemClass.QP: ["highs", "gurobi", "scip", "cvxpy", "pyomo"],
+    ProblemClass.MIQP: ["gurobi", "scip", "cvxpy", "pyomo"],
+    ProblemClass.NLP: ["ipopt", "scip", "pyomo", "casadi"],
+    ProblemClass.MINLP: ["scip", "pyomo"],
+    ProblemClass.CP: ["cpsat", "ortools", "scip", "highs", "gurobi", "cbc"],
 }
+# Solvers whose bundled licence limits model size: name -> largest number of variables it accepts.
+SIZE_LIMITED = {"gurobi": 2000}
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    """The problem class, the ranked installed solvers and why."""
+    """The problem class, the ranked installed solvers, and why."""
 
     problem_class: ProblemClass
     ranking: list[str]
     reason: str
     notes: list[str] = field(default_factory=list)
+    signals: list[str] = field(default_factory=list)
+    alternatives: list[ProblemClass] = field(default_factory=list)
+    decided_by: str = "rules"
+    variables: int = 0
 
 
 def _products_of_variables(expression: str, names: set[str]) -> bool:
     """True when two decision variables are multiplied or divided, e.g. ``x[i] * y[i]`` or ``x / y``."""
+    if not names:
+        return False
     pattern = r"\b(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")\b(\[[^\]]*\])?"
     tokens = re.sub(pattern, " VAR ", expression)
     return bool(re.search(r"VAR\s*[*/]\s*\(?\s*VAR", tokens))
 
 
-def classify(spec: ProblemSpec) -> tuple[ProblemClass, str]:
-    """Rule-based class of P* with the reason."""
+def classify(spec: ProblemSpec) -> tuple[ProblemClass, str, list[ProblemClass], list[str]]:
+    """Rule-based class of P*: (class, reason, alternatives when unsure, signals found)."""
     names = {v.name for v in spec.variables} | {s.name for s in spec.state_variables}
-    expressions = [spec.objective.expression, *(c.expression for c in spec.constraints)]
+    rows = [c.expression for c in spec.constraints] + [t.expression for t in spec.transitions]
+    objective = spec.objective.expression
     integer = spec.is_integer()
-    quadratic_objective = _products_of_variables(spec.objective.expression, names) or any(
-        m["exp"] == "2" for m in _POWER.finditer(spec.objective.expression)
-    )
+    integer_only = all(v.type is not VarType.CONTINUOUS for v in spec.variables)
+    signals: list[str] = []
+    if integer:
+        signals.append("integer or binary variables")
     nonlinear_rows = any(
-        _products_of_variables(e, names) or _NONLINEAR_CALL.search(e) or _POWER.search(e) for e in expressions[1:]
+        _products_of_variables(e, names) or _NONLINEAR_CALL.search(e) or _POWER.search(e) for e in rows
     )
-    nonlinear_objective = bool(_NONLINEAR_CALL.search(spec.objective.expression)) or any(
-        m["exp"] != "2" for m in _POWER.finditer(spec.objective.expression)
+    quadratic_objective = _products_of_variables(objective, names) or any(
+        m["exp"] == "2" for m in _POWER.finditer(objective)
     )
+    nonlinear_objective = bool(_NONLINEAR_CALL.search(objective)) or any(
+        m["exp"] != "2" for m in _POWER.finditer(objective)
+    )
+    piecewise = any(_PIECEWISE_CALL.search(e) for e in [objective, *rows])
+    text = " ".join(f"{c.expression} {c.meaning}" for c in spec.constraints)
+    logical = bool(_LOGICAL.search(text))
+    for flag, label in (
+        (nonlinear_rows, "nonlinear constraints"),
+        (quadratic_objective, "quadratic objective"),
+        (nonlinear_objective, "nonlinear objective"),
+        (piecewise, "max/min/abs terms"),
+        (logical, "logical or scheduling structure"),
+    ):
+        if flag:
+            signals.append(label)
     kind = "integer" if integer else "continuous"
     if nonlinear_rows or nonlinear_objective:
-        return (ProblemClass.MINLP if integer else ProblemClass.NLP), f"{kind} variables with nonlinear terms"
+        chosen = ProblemClass.MINLP if integer else ProblemClass.NLP
+        return chosen, f"{kind} variables with nonlinear terms", [], signals
     if quadratic_objective:
-        return (ProblemClass.MIQP if integer else ProblemClass.QP), f"{kind} variables with a quadratic objective"
-    if integer:
-        return ProblemClass.MILP, "linear expressions with integer or binary variables"
-    return ProblemClass.LP, "linear expressions over continuous variables"
+        chosen = ProblemClass.MIQP if integer else ProblemClass.QP
+        return chosen, f"{kind} variables with a quadratic objective", [], signals
+    linear = ProblemClass.MILP if integer else ProblemClass.LP
+    alternatives: list[ProblemClass] = []
+    if logical and integer_only:
+        alternatives = [ProblemClass.MILP, ProblemClass.CP]
+    elif piecewise:
+        alternatives = [linear, ProblemClass.MINLP if integer else ProblemClass.NLP]
+    reason = (
+        "linear expressions with integer or binary variables"
+        if integer
+        else "linear expressions over continuous variables"
+    )
+    return linear, reason, alternatives, signals
 
 
-def recommend(spec: ProblemSpec, installed: list[type[SolverBackend]] | None = None) -> Recommendation:
+def _tiebreak(
+    spec: ProblemSpec, candidates: list[ProblemClass], signals: list[str], llm: RecordedLLM
+) -> tuple[ProblemClass, str] | None:
+    prompt = load_prompt("recommend")
+    text = prompt.render(
+        spec=json.dumps(spec.model_dump(mode="json"), indent=1),
+        signals=", ".join(signals) or "none",
+        candidates=", ".join(c.value for c in candidates),
+    )
+    reply = llm.complete([Message("user", text)], temperature=0.0, template=prompt.ref).first.text
+    try:
+        verdict: dict[str, Any] = parse_json_object(reply)
+        chosen = ProblemClass(str(verdict.get("class", "")).strip().upper())
+    except ValueError:
+        return None
+    if chosen not in candidates:
+        return None
+    return chosen, str(verdict.get("reason", "")).strip()
+
+
+def recommend(
+    spec: ProblemSpec, installed: list[type[SolverBackend]] | None = None, *, llm: RecordedLLM | None = None
+) -> Recommendation:
     """Class of P* and the installed solvers ranked for it (capable ones first, then the rest)."""
-    problem_class, reason = classify(spec)
+    problem_class, reason, alternatives, signals = classify(spec)
+    decided_by = "rules"
+    if alternatives and llm is not None:
+        broken = _tiebreak(spec, alternatives, signals, llm)
+        if broken is not None:
+            problem_class, reason, decided_by = broken[0], broken[1] or reason, "model (rules were unsure)"
     solvers = {s.name: s for s in (installed if installed is not None else available_solvers())}
     preferred = [n for n in _PREFERENCE[problem_class] if n in solvers and problem_class in solvers[n].features]
+    preferred += [n for n, s in solvers.items() if n not in preferred and problem_class in s.features]
     fallback = [n for n in solvers if n not in preferred]
+    ranking = preferred + fallback
     notes = []
     if not preferred:
         notes.append(f"no installed solver declares {problem_class.value}; agents may linearize or use another route")
-    return Recommendation(problem_class, preferred + fallback, reason, notes)
+    size = sum(len(index_keys(spec, v.indices)) for v in spec.variables)
+    for name, limit in SIZE_LIMITED.items():
+        if name in ranking and size > limit and ranking.index(name) < len(ranking) - 1:
+            ranking.remove(name)
+            ranking.append(name)
+            notes.append(f"{name} moved last: about {size} variables exceed its bundled licence ({limit})")
+    return Recommendation(problem_class, ranking, reason, notes, signals, alternatives, decided_by, size)

@@ -34,7 +34,7 @@ HOURS = {
 
 
 def solve() -> float:
-    h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ unannotated
+    h = highspy.Highs()  # highspy leaves __init__ unannotated
     h.silent()
     h.setOptionValue("mip_rel_gap", 0.0)  # prove optimality instead of stopping at a 0.01% gap
     # assign[w, t] = 1 if technician w takes ticket t. The assignment polytope is integral,

@@ -33,7 +33,7 @@ VANS = range(6)
 
 
 def solve() -> float:
-    h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ unannotated
+    h = highspy.Highs()  # highspy leaves __init__ unannotated
     h.silent()
     h.setOptionValue("mip_rel_gap", 0.0)  # prove optimality instead of stopping at a 0.01% gap
     use = {v: h.addBinary(name=f"use_{v}") for v in VANS}

@@ -44,7 +44,7 @@ BUDGET = {1: 600, 2: 350}
 
 
 def solve() -> float:
-    h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ unannotated
+    h = highspy.Highs()  # highspy leaves __init__ unannotated
     h.silent()
     # Default MIP gap is 1e-4; ask for a proven optimum so the reported NPV is exact.
     h.setOptionValue("mip_rel_gap", 0.0)

@@ -37,7 +37,7 @@ MAX_SOY_SHARE = 0.40
 
 
 def solve() -> float:
-    h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ unannotated
+    h = highspy.Highs()  # highspy leaves __init__ unannotated
     h.silent()
     acres = {c: h.addVariable(lb=0.0, name=f"acres_{c}") for c in CROPS}
     # Net profit per acre is computed from the data rather than typed in by hand.

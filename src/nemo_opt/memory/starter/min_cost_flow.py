@@ -48,7 +48,7 @@ ARCS = {  # (from, to) -> (capacity, cost per tonne)
 
 
 def solve() -> float:
-    h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ unannotated
+    h = highspy.Highs()  # highspy leaves __init__ unannotated
     h.silent()
     flow = {(i, j): h.addVariable(lb=0, ub=cap, name=f"flow_{i}_{j}") for (i, j), (cap, _) in ARCS.items()}
     # Flow conservation: outflow - inflow = net supply. Total supply equals total demand

@@ -41,7 +41,7 @@ CONSIGNMENTS = {  # consignment -> (weight kg, fee $)
 
 
 def solve() -> float:
-    h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ unannotated
+    h = highspy.Highs()  # highspy leaves __init__ unannotated
     h.silent()
     h.setOptionValue("mip_rel_gap", 0.0)  # prove optimality instead of stopping at a 0.01% gap
     load = {(c, t): h.addBinary(name=f"load_{c}_{t}") for c in CONSIGNMENTS for t in TRUCKS}

@@ -49,7 +49,7 @@ def solve() -> float:
     net_supply = {n: -DEMAND.get(n, 0) for n in nodes}
     net_supply[SOURCE] = sum(DEMAND.values())
 
-    h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ unannotated
+    h = highspy.Highs()  # highspy leaves __init__ unannotated
     h.silent()
     h.setOptionValue("mip_rel_gap", 0.0)  # prove optimality instead of stopping at a 0.01% gap
     lease = {a: h.addBinary(name=f"lease_{a[0]}_{a[1]}") for a in LINKS}

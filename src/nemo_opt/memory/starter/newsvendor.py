@@ -34,7 +34,7 @@ SCENARIOS = {  # demand -> probability
 
 
 def solve() -> float:
-    h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ unannotated
+    h = highspy.Highs()  # highspy leaves __init__ unannotated
     h.silent()
     # First-stage decision (before demand is known): the order quantity.
     order = h.addVariable(lb=0, ub=MAX_ORDER, name="order")

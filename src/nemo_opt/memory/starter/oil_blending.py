@@ -42,7 +42,7 @@ PROCESSING_COST = 4.0
 
 
 def solve() -> float:
-    h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ unannotated
+    h = highspy.Highs()  # highspy leaves __init__ unannotated
     h.silent()
     # blend[c, p] = barrels of crude c put into product p.
     blend = {(c, p): h.addVariable(lb=0.0, name=f"blend_{c}_{p}") for c in CRUDES for p in PRODUCTS}

@@ -40,7 +40,7 @@ TARGET_RETURN = 0.10
 
 
 def solve() -> float:
-    h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ unannotated
+    h = highspy.Highs()  # highspy leaves __init__ unannotated
     h.silent()
     # Weights are fractions of the budget; the bounds [0, 1] encode "no short selling".
     weight = {f: h.addVariable(lb=0.0, ub=1.0, name=f"w_{f}") for f in FUNDS}

@@ -35,7 +35,7 @@ CHAIRS_PER_TABLE = 2.0
 
 
 def solve() -> float:
-    h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ unannotated
+    h = highspy.Highs()  # highspy leaves __init__ unannotated
     h.silent()
     # Continuous quantities: the story allows fractional units (work in progress carries over).
     make = {p: h.addVariable(lb=0.0, name=f"make_{p}") for p in PROFIT}

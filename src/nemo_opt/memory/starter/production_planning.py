@@ -37,7 +37,7 @@ INITIAL_STOCK, FINAL_STOCK_MIN = 200, 300
 
 
 def solve() -> float:
-    h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ unannotated
+    h = highspy.Highs()  # highspy leaves __init__ unannotated
     h.silent()
     regular = {m: h.addVariable(lb=0, ub=REGULAR_CAP, name=f"regular_{m}") for m in MONTHS}
     overtime = {m: h.addVariable(lb=0, ub=OVERTIME_CAP, name=f"overtime_{m}") for m in MONTHS}

@@ -58,7 +58,7 @@ def solve() -> float:
         arcs[b, a] = minutes
     nodes = {n for arc in arcs for n in arc}
 
-    h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ unannotated
+    h = highspy.Highs()  # highspy leaves __init__ unannotated
     h.silent()
     # Shortest path as a min-cost flow: send one unit from origin to destination. The
     # constraint matrix is totally unimodular, so the LP optimum is a 0/1 path without

@@ -39,7 +39,7 @@ def solve() -> float:
     # M = 23 hours is large enough to switch off a disjunction yet small enough to keep
     # the LP relaxation reasonably tight.
     big_m = sum(p for p, _, _ in JOBS.values())
-    h = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy leaves __init__ unannotated
+    h = highspy.Highs()  # highspy leaves __init__ unannotated
     h.silent()
     h.setOptionValue("mip_rel_gap", 0.0)  # prove optimality instead of stopping at a 0.01% gap
     begin = {j: h.addVariable(lb=0, ub=big_m, name=f"start_{j}") for j in JOBS}

