@@ -108,7 +108,7 @@ def test_exemplars_become_runnable_files_and_a_note(tmp_path: Path) -> None:
                 "pulp",
             ),
             Exemplar(
-                "b", "test", "Another bakery problem with ovens and flour.", "import gurobipy\n", None, "gurobipy"
+                "b", "test", "Another bakery problem with ovens and flour.", "import nosuchsolver\n", None, "nosuchsolver"
             ),
             Exemplar(
                 "c",
@@ -133,7 +133,7 @@ def test_exemplars_become_runnable_files_and_a_note(tmp_path: Path) -> None:
     assert done.stdout.strip() == "objective: 2"
     assert by_id["c"].name == "model.py" and json.loads((by_id["c"].parent / "data.json").read_text()) == {"flour": 40}
     note = memory_note(hits, paths, workspace.root / "optimizers" / "opt_1")
-    assert "../../memory/ex_" in note and "uses gurobipy, not installed here" in note
+    assert "../../memory/ex_" in note and "uses nosuchsolver, not installed here" in note
 
 
 def test_leak_guard_rules() -> None:

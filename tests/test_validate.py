@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -11,13 +10,11 @@ import pytest
 from nemo_opt.sandbox import make_sandbox
 from nemo_opt.sandbox.base import Limits
 from nemo_opt.solution import SolveStatus
-from nemo_opt.solvers.registry import Highs, ProblemClass, PulpCbc
 from nemo_opt.spec import ProblemSpec, data_from_spec
-from nemo_opt.stages.recommend import classify, recommend
 from nemo_opt.stages.simulate import accept_simulator, probe_solution
 from nemo_opt.stages.validate import check_domains, check_shapes, validate
 from nemo_opt.workspace import Workspace
-from tests.scenarios import ducks, product_mix
+from tests.scenarios import product_mix
 
 SPEC = ProblemSpec.model_validate(product_mix.SPEC)
 
@@ -102,21 +99,6 @@ def test_simulator_acceptance_runs_its_tests_and_a_probe(workspace: Workspace) -
     assert not verdict.ok and "tests fail" in verdict.reason and "assert 1 == 2" in verdict.reason
     workspace.write_text("simulator/test_simulator.py", "x = 1\n")
     assert "collected no tests" in accept_simulator(workspace, sandbox, SPEC, 60).reason
-
-
-def test_classification_and_ranking() -> None:
-    assert classify(SPEC)[0] is ProblemClass.MILP
-    lp = copy.deepcopy(product_mix.SPEC)
-    lp["variables"][0]["type"] = "continuous"
-    assert classify(ProblemSpec.model_validate(lp))[0] is ProblemClass.LP
-    qp = copy.deepcopy(lp)
-    qp["objective"]["expression"] = "sum(profit[p] * make[p] - 0.1 * make[p] * make[p] for p in products)"
-    assert classify(ProblemSpec.model_validate(qp))[0] is ProblemClass.QP
-    nlp = copy.deepcopy(lp)
-    nlp["constraints"][0]["expression"] = "sum(make[p] ** 1.5 for p in products) <= 100"
-    assert classify(ProblemSpec.model_validate(nlp))[0] is ProblemClass.NLP
-    ranking = recommend(ProblemSpec.model_validate(ducks.SPEC), installed=[PulpCbc, Highs])
-    assert ranking.problem_class is ProblemClass.MILP and ranking.ranking == ["highs", "cbc"]
 
 
 def test_solution_json_written_by_harness_is_plain_json(workspace: Workspace) -> None:

@@ -16,6 +16,7 @@ from nemo_opt.agent.base import Acceptance, Agent, AgentResult, AgentTask
 from nemo_opt.prompts import load_prompt
 from nemo_opt.sandbox.base import Sandbox
 from nemo_opt.solution import SolveStatus, ValidationReport
+from nemo_opt.solvers.backends.gurobi import is_size_limit_error, size_limit_message
 from nemo_opt.solvers.registry import get_solver
 from nemo_opt.spec import ProblemSpec
 from nemo_opt.stages.context import spec_context
@@ -79,10 +80,30 @@ class OptimizerOutcome:
         return self.workdir / "history" / f"round_{self.accepted_rounds[-1]}"
 
 
+def _size_limit_refusal(text: str, fallback: str | None) -> Acceptance | None:
+    """A refusal that moves the agent to another solver when Gurobi's bundled licence rejected the model."""
+    message = size_limit_message(text[-1500:]) if is_size_limit_error(text) else None
+    if message is None:
+        return None
+    if fallback is None:
+        return Acceptance(False, f"{message}\nNo other installed solver fits this problem class.")
+    backend = get_solver(fallback)
+    return Acceptance(
+        False, f"{message}\nRewrite model.py with {backend.label} instead (same contract).\n\n{backend.hint}"
+    )
+
+
 def accept_optimizer(
-    workspace: Workspace, sandbox: Sandbox, spec: ProblemSpec, workdir: Path, timeout: float
+    workspace: Workspace,
+    sandbox: Sandbox,
+    spec: ProblemSpec,
+    workdir: Path,
+    timeout: float,
+    fallback: str | None = None,
 ) -> Acceptance:
-    """The optimizer's submit check: the model runs and writes a well-formed solution."""
+    """The optimizer's submit check: the model runs and writes a well-formed solution.
+
+    ``fallback`` is the solver to switch to when Gurobi's size-limited licence refuses the model."""
     model = workdir / "model.py"
     if not model.exists():
         return Acceptance(False, f"{workspace.rel(model)} does not exist.")
@@ -90,6 +111,9 @@ def accept_optimizer(
     solution_path.unlink(missing_ok=True)
     result = sandbox.run("python model.py", cwd=workdir, timeout=timeout)
     (workdir / "run.log").write_text(result.output, encoding="utf-8")
+    refusal = _size_limit_refusal(result.output, fallback)
+    if refusal is not None:
+        return refusal
     if not result.ok:
         return Acceptance(False, f"`python model.py` failed ({result.describe()}):\n{result.output[-4000:]}")
     solution, error = load_solution(solution_path)
@@ -139,12 +163,15 @@ def optimizer_task(
             problem_class=f"{recommendation.problem_class.value} ({recommendation.reason})",
             solver=backend.label,
             solver_hint=backend.hint,
+            solver_template=backend.template.strip(),
             other_solvers=", ".join(others) or "none",
             variable_shapes=context.variable_shapes,
             memory=memory_note,
         ),
         workdir=workdir,
-        accept=lambda: accept_optimizer(workspace, sandbox, spec, workdir, timeout),
+        accept=lambda: accept_optimizer(
+            workspace, sandbox, spec, workdir, timeout, fallback=others[0] if others else None
+        ),
         acceptance_text=OPTIMIZER_ACCEPTANCE,
         template=(system.name, f"{system.version}.{task_prompt.version}.{protocol_prompt.version}"),
     )
@@ -262,6 +289,9 @@ def _read_solution(outcome: OptimizerOutcome) -> None:
     solution, _ = load_solution(outcome.solution_path)
     if solution is not None:
         outcome.status, outcome.objective = solution.status, solution.objective
+        # The agent may have switched solvers (e.g. away from a size-limited licence): record what it used.
+        if solution.solver:
+            outcome.solver = solution.solver
 
 
 def _restore_last_accepted(outcome: OptimizerOutcome) -> None:

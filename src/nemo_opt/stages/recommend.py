@@ -20,7 +20,7 @@ from nemo_opt.prompts import load_prompt
 from nemo_opt.solvers.registry import ProblemClass, SolverBackend, available_solvers
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
 
-__all__ = ["SIZE_LIMITED", "Recommendation", "classify", "recommend"]
+__all__ = ["Recommendation", "classify", "recommend"]
 
 _NONLINEAR_CALL = re.compile(r"\b(exp|log|sqrt|sin|cos|tan|pow)\s*\(")
 _PIECEWISE_CALL = re.compile(r"\b(max|min|abs)\s*\(")
@@ -38,12 +38,10 @@ _PREFERENCE: dict[ProblemClass, list[str]] = {
     ProblemClass.MILP: ["highs", "gurobi", "scip", "cbc", "ortools", "pyomo", "cvxpy"],
     ProblemClass.QP: ["highs", "gurobi", "scip", "cvxpy", "pyomo"],
     ProblemClass.MIQP: ["gurobi", "scip", "cvxpy", "pyomo"],
-    ProblemClass.NLP: ["ipopt", "scip", "pyomo", "casadi"],
+    ProblemClass.NLP: ["ipopt", "scip", "pyomo"],
     ProblemClass.MINLP: ["scip", "pyomo"],
     ProblemClass.CP: ["cpsat", "ortools", "scip", "highs", "gurobi", "cbc"],
 }
-# Solvers whose bundled licence limits model size: name -> largest number of variables it accepts.
-SIZE_LIMITED = {"gurobi": 2000}
 
 
 @dataclass(frozen=True)
@@ -152,17 +150,18 @@ def recommend(
         if broken is not None:
             problem_class, reason, decided_by = broken[0], broken[1] or reason, "model (rules were unsure)"
     solvers = {s.name: s for s in (installed if installed is not None else available_solvers())}
-    preferred = [n for n in _PREFERENCE[problem_class] if n in solvers and problem_class in solvers[n].features]
-    preferred += [n for n, s in solvers.items() if n not in preferred and problem_class in s.features]
+    preferred = [n for n in _PREFERENCE[problem_class] if n in solvers and solvers[n].supports(problem_class)]
+    preferred += [n for n, s in solvers.items() if n not in preferred and s.supports(problem_class)]
     fallback = [n for n in solvers if n not in preferred]
     ranking = preferred + fallback
     notes = []
     if not preferred:
         notes.append(f"no installed solver declares {problem_class.value}; agents may linearize or use another route")
     size = sum(len(index_keys(spec, v.indices)) for v in spec.variables)
-    for name, limit in SIZE_LIMITED.items():
-        if name in ranking and size > limit and ranking.index(name) < len(ranking) - 1:
+    for name, backend in solvers.items():
+        limit = backend.max_variables
+        if limit is not None and size > limit and ranking.index(name) < len(ranking) - 1:
             ranking.remove(name)
             ranking.append(name)
-            notes.append(f"{name} moved last: about {size} variables exceed its bundled licence ({limit})")
+            notes.append(f"{name} moved last: about {size} variables exceed its licence ({limit})")
     return Recommendation(problem_class, ranking, reason, notes, signals, alternatives, decided_by, size)
