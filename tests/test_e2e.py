@@ -22,7 +22,7 @@ from nemo_opt.settings import Settings
 from nemo_opt.store import RunStore
 from nemo_opt.testing import OpenAICompatServer, Reply, RoleRouter
 from tests.conftest import benchmark_item
-from tests.scenarios import EXTRACT, OPTIMIZER, SIMULATOR, btd, ducks, feed, product_mix, spec_reply
+from tests.scenarios import EXTRACT, OPTIMIZER, SIMULATOR, btd, call, ducks, feed, product_mix, say, spec_reply
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -56,6 +56,9 @@ def test_product_mix_simulator_catches_the_missing_constraint(settings: Settings
     first_report, final_report = result.optimizers[0]["reports"]
     assert not first_report["passed"] and final_report["passed"]
     assert first_report["objective_model"] == pytest.approx(product_mix.WRONG_OBJECTIVE)
+    # The repaired model exported its rows; the feasible-region cross-check ran and found nothing to object to.
+    assert final_report["crosscheck"]["ran"] and final_report["crosscheck"]["disagreements"] == 0
+    assert final_report["crosscheck"]["mapped_columns"] == 2
     violated = [i for i in first_report["issues"] if i["kind"] == "constraint_violation"]
     assert [i["constraint"] for i in violated] == [product_mix.VIOLATED]
     assert violated[0]["amount"] == pytest.approx(14.0)
@@ -207,3 +210,34 @@ def test_stability_suite_end_to_end(settings: Settings, shared_embed_cache: Path
     optimizer_request = requests_with("optimizers/opt_2")[0]
     assert "## Solved examples" in optimizer_request and "../../memory/ex_1.py" in optimizer_request
     assert not any("Solved examples" in r for r in requests_with(SIMULATOR))
+
+
+def test_cross_check_catches_a_dropped_non_binding_constraint_and_the_repair_fixes_it(settings: Settings) -> None:
+    # Without the chair orders (10 chairs; the optimum makes 40) the model still answers 30 tables, 40 chairs,
+    # 4100: objective-only validation passes, the cross-check does not.
+    chair_row = 'h.addConstr(make["chair"] >= data["min_chairs"])\n'
+    no_orders = product_mix.RIGHT_MODEL.replace(chair_row, "")
+    assert no_orders != product_mix.RIGHT_MODEL
+    optimizer = [
+        say("", call("write_file", path="model.py", content=no_orders)),
+        say("", call("bash", command="python model.py")),
+        say("", call("submit", summary="model")),
+        say(
+            "The chair orders are missing from the model: adding them.",
+            call("write_file", path="model.py", content=product_mix.RIGHT_MODEL),
+        ),
+        say("", call("submit", summary="added the chair orders")),
+    ]
+    router = RoleRouter({EXTRACT: [product_mix.EXTRACTION], SIMULATOR: product_mix.SIMULATOR, OPTIMIZER: optimizer})
+    with OpenAICompatServer(router) as server:
+        settings.model = f"openai-compatible:scripted@{server.url}"
+        result = Pipeline(settings).solve((REPO / "examples" / "product_mix.md").read_text())
+    assert result.verified and result.objective == pytest.approx(4100.0)
+    first, final = result.optimizers[0]["reports"]
+    assert first["objective_simulator"] == pytest.approx(4100.0)  # the objective check alone passed
+    region = [i for i in first["issues"] if i["kind"] == "feasible_region"]
+    assert region and all("model too loose" in i["message"] for i in region)
+    assert {i["constraint"] for i in region} == {"chair_orders"}
+    repair = [m["content"] for m in _requests_of(server, OPTIMIZER)[3]["messages"] if m["role"] == "user"][-1]
+    assert "model too loose" in repair and "chair_orders" in repair
+    assert final["passed"] and final["crosscheck"]["disagreements"] == 0

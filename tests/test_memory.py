@@ -108,7 +108,12 @@ def test_exemplars_become_runnable_files_and_a_note(tmp_path: Path) -> None:
                 "pulp",
             ),
             Exemplar(
-                "b", "test", "Another bakery problem with ovens and flour.", "import nosuchsolver\n", None, "nosuchsolver"
+                "b",
+                "test",
+                "Another bakery problem with ovens and flour.",
+                "import nosuchsolver\n",
+                None,
+                "nosuchsolver",
             ),
             Exemplar(
                 "c",

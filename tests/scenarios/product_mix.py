@@ -192,6 +192,9 @@ solution = {"status": status, "objective": None, "variables": {}, "solver": "hig
 if status == "optimal":
     solution["objective"] = h.getObjectiveValue()
     solution["variables"] = {"make": {p: h.val(make[p]) for p in products}}
+h.writeModel("model.mps")
+solution["model_file"] = "model.mps"
+solution["columns"] = {f"make_{p}": f"make[{p}]" for p in products}
 with open("solution.json", "w") as f:
     json.dump(solution, f, indent=2)
 print(status, solution["objective"])
