@@ -19,6 +19,7 @@ from nemo_opt.exceptions import BadInput, ConfigError, ModelNotConfigured, NemoE
 from nemo_opt.fsutil import atomic_write_json, to_jsonable
 from nemo_opt.llm.base import LLM
 from nemo_opt.llm.cache import ReplyCache
+from nemo_opt.llm.limit import LimitedLLM
 from nemo_opt.llm.recorder import RecordedLLM
 from nemo_opt.llm.registry import create_llm
 from nemo_opt.memory import open_memory
@@ -77,7 +78,7 @@ class Pipeline:
         if not name:
             raise ModelNotConfigured(NO_MODEL_HELP)
         if name not in self._llms:
-            self._llms[name] = self.llm_factory(name)
+            self._llms[name] = LimitedLLM(self.llm_factory(name), self.settings.llm_concurrency)
         return self._llms[name]
 
     @contextmanager

@@ -57,6 +57,7 @@ class Settings(BaseModel):
     )
     llm_max_tokens: int | None = Field(None, gt=0, description="Cap on tokens per reply (None: the server's).")
     max_cost_usd: float | None = Field(None, gt=0, description="Cost ceiling per run in USD (None: no ceiling).")
+    llm_concurrency: int = Field(16, ge=1, description="Most calls in flight to one model at once, per process.")
 
     # --- embeddings and memory ----------------------------------------------------------------------------
     embedder: str = Field(
@@ -115,6 +116,9 @@ class Settings(BaseModel):
     sandbox_file_size_mb: int = Field(512, ge=1, description="Largest file a sandboxed command may write, MiB.")
     sandbox_max_processes: int = Field(256, ge=8, description="Most processes a sandboxed command may run.")
     sandbox_max_output_mb: int = Field(64, ge=1, description="Output beyond this kills the command, MiB.")
+    sandbox_concurrency: int = Field(
+        0, ge=0, description="Most sandboxed commands running at once, per process (0: the number of CPUs)."
+    )
     sandbox_env_passthrough: list[str] = Field(
         default_factory=list, description="Extra environment variables passed into the sandbox (never secrets)."
     )

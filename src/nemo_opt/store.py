@@ -62,6 +62,44 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX llm_calls_run ON llm_calls(run_id);
     """,
+    """
+    CREATE TABLE bench_runs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        benchmark TEXT NOT NULL,
+        dataset_file TEXT NOT NULL,
+        dataset_sha256 TEXT NOT NULL,
+        preset TEXT NOT NULL,
+        config_json TEXT NOT NULL,
+        oracle INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE bench_results (
+        bench_run TEXT NOT NULL REFERENCES bench_runs(id),
+        item_id TEXT NOT NULL,
+        gold_kind TEXT NOT NULL,
+        gold_answer REAL,
+        status TEXT NOT NULL,
+        pred_status TEXT,
+        pred_answer REAL,
+        pass1_status TEXT,
+        pass1_answer REAL,
+        verified INTEGER,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL,
+        seconds REAL NOT NULL DEFAULT 0,
+        llm_wait_seconds REAL NOT NULL DEFAULT 0,
+        stage_seconds_json TEXT NOT NULL DEFAULT '{}',
+        error TEXT,
+        error_category TEXT,
+        run_id TEXT,
+        folder TEXT,
+        worker TEXT,
+        finished_at REAL NOT NULL,
+        PRIMARY KEY (bench_run, item_id)
+    );
+    """,
 ]
 
 

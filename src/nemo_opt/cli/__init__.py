@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from nemo_opt.cli import doctor, memory, package, runs
+from nemo_opt.cli import bench, doctor, memory, package, runs
 from nemo_opt.cli.app import cli, fail
 from nemo_opt.exceptions import NemoError
 
-__all__ = ["cli", "doctor", "main", "memory", "package", "runs"]
+__all__ = ["bench", "cli", "doctor", "main", "memory", "package", "runs"]
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import warnings
 from collections.abc import Sequence
@@ -66,8 +67,21 @@ def make_sandbox(
     return PlainSandbox(workspace, limits, env_passthrough=env_passthrough)
 
 
+_SLOTS: dict[int, threading.BoundedSemaphore] = {}
+
+
+def shared_slots(count: int) -> threading.BoundedSemaphore:
+    """The process-wide semaphore bounding concurrent sandboxed commands at ``count`` (0: the CPU count)."""
+    size = count or os.cpu_count() or 1
+    with _fallback_lock:
+        if size not in _SLOTS:
+            _SLOTS[size] = threading.BoundedSemaphore(size)
+        return _SLOTS[size]
+
+
 def sandbox_from_settings(settings: Settings, workspace: Path) -> SubprocessSandbox:
-    """The sandbox the settings ask for (``sandbox`` and the ``sandbox_*`` limits) for ``workspace``."""
+    """The sandbox the settings ask for (``sandbox`` and the ``sandbox_*`` limits) for ``workspace``, sharing
+    the process-wide bound on concurrent commands (``sandbox_concurrency``)."""
     limits = Limits(
         timeout=settings.sandbox_timeout,
         memory_mb=settings.sandbox_memory_mb,
@@ -76,4 +90,6 @@ def sandbox_from_settings(settings: Settings, workspace: Path) -> SubprocessSand
         max_processes=settings.sandbox_max_processes,
         max_output_mb=settings.sandbox_max_output_mb,
     )
-    return make_sandbox(settings.sandbox, workspace, limits, env_passthrough=settings.sandbox_env_passthrough)
+    sandbox = make_sandbox(settings.sandbox, workspace, limits, env_passthrough=settings.sandbox_env_passthrough)
+    sandbox.slots = shared_slots(settings.sandbox_concurrency)
+    return sandbox

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,8 @@ class SubprocessSandbox(ABC):
         self.workspace = workspace.resolve()
         self.limits = limits or Limits()
         self.env_passthrough = accepted_names(env_passthrough)
+        # Shared by every sandbox of the process when set: bounds CPU-heavy commands run at once.
+        self.slots: threading.BoundedSemaphore | None = None
 
     def describe(self) -> str:
         """One line for the CLI: the backend, its workspace and its limits."""
@@ -77,7 +80,8 @@ class SubprocessSandbox(ABC):
         variables = base_environment(self.name, self.workspace, self._tmpdir())
         add_variables(variables, self.env_passthrough, env)
         wall = self.limits.timeout if timeout is None else timeout
-        outcome = self._execute(command, workdir, variables, wall)
+        with self.slots or contextlib.nullcontext():
+            outcome = self._execute(command, workdir, variables, wall)
         return ExecResult(
             command=command,
             exit_code=outcome.exit_code,
