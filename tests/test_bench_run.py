@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from nemo_opt.bench.report import build_report, write_report
 from nemo_opt.bench.runner import BenchRunner
 from nemo_opt.settings import Settings, load_settings
 from nemo_opt.testing import OpenAICompatServer
@@ -52,6 +53,11 @@ def test_a_batch_with_a_failing_item_scores_and_rescored(tmp_path: Path) -> None
         assert len(server.chat_requests) == requests
     assert again.bench_run == summary.bench_run and again.attempted == 0 and again.skipped == 5
     runner = BenchRunner(settings)
+    # The stored run produces a report.
+    report = build_report(runner.store, [summary.bench_run], "strict")
+    markdown, html = write_report(report, tmp_path / "report")
+    assert "80.0" in markdown.read_text() and "extraction" in markdown.read_text()
+    assert html.read_text().count("<svg") >= 2 and "nl4opt" in html.read_text()
     assert summary.total == 5 and summary.attempted == 5 and summary.failed == 1
     assert summary.graded == 5 and summary.correct == 4 and summary.accuracy == pytest.approx(0.8)
     failed = next(r for r in summary.results if r["status"] == "failed")
