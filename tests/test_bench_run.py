@@ -132,3 +132,16 @@ def test_resume_after_kill_minus_nine_loses_no_finished_item(tmp_path: Path) -> 
     for item_id in done_ids:  # finished items were not solved again
         k = int(item_id.rsplit("-", 1)[1])
         assert script.extractions[k] == calls_before[k]
+
+
+def test_the_same_batch_on_a_local_dask_cluster(tmp_path: Path) -> None:
+    pytest.importorskip("distributed", reason="the cluster extra is not installed (pip install 'nemo-opt[cluster]')")
+    bench.write_dataset(tmp_path / "benchmarks", 3)
+    script = bench.BenchScript()
+    with OpenAICompatServer(script) as server:
+        settings = _settings(tmp_path / "home", server.url, tmp_path / "benchmarks")
+        summary = BenchRunner(settings).run("nl4opt", workers=3, cluster="local")
+    assert summary.attempted == 3 and summary.correct == 3 and summary.failed == 0
+    # The items ran in the cluster's worker processes, not in this one.
+    pids = {int(r["worker"].rsplit(":", 1)[1]) for r in summary.results}
+    assert os.getpid() not in pids and len(script.extractions) == 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
 import time
 import traceback
@@ -98,7 +99,7 @@ def solve_item(
     """Solve one item and return its :class:`ItemResult` as a dict (a plain function: it runs on cluster workers)."""
     settings = Settings.model_validate(settings_data)
     item = BenchItem(**item_data)
-    base = ItemResult(item.id, item.gold, item.answer, "failed", worker=socket.gethostname())
+    base = ItemResult(item.id, item.gold, item.answer, "failed", worker=f"{socket.gethostname()}:{os.getpid()}")
     started = time.monotonic()
     try:
         if oracle:
@@ -129,6 +130,13 @@ def solve_item(
     base.error_category = _category(result) if result.error else None
     base.run_id, base.folder = result.run_id, str(result.folder)
     return asdict(base)
+
+
+def _crash_result(call: tuple[Any, ...], error: str) -> dict[str, Any]:
+    """The result of an item whose task failed on a cluster worker outside ``solve_item``'s own guard."""
+    item = BenchItem(**call[1])
+    failed = ItemResult(item.id, item.gold, item.answer, "failed", error=error, error_category="crash")
+    return asdict(failed)
 
 
 @dataclass
@@ -217,7 +225,7 @@ class BenchRunner:
         if cluster:
             from nemo_opt.bench.distributed import map_on_cluster
 
-            yield from map_on_cluster(solve_item, calls, cluster, workers)
+            yield from map_on_cluster(solve_item, calls, cluster, workers, on_error=_crash_result)
             return
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="nemo-bench") as pool:
             futures = [pool.submit(solve_item, *call) for call in calls]

@@ -52,7 +52,7 @@ def _summary_line(summary: BenchSummary) -> str:
 @click.option("--optimizers", type=int, help="Number of optimizer agents (T).")
 @click.option("--extractions", type=int, help="Number of sampled extractions (n).")
 @click.pass_context
-def run(ctx: click.Context, names: tuple[str, ...], **options: Any) -> None:
+def run(ctx: click.Context, /, names: tuple[str, ...], **options: Any) -> None:
     """Run (or resume) benchmark NAMES, e.g. nl4opt, nl4opt:curated, all, all:curated."""
     overrides = {
         "model": options["model"],
