@@ -54,7 +54,7 @@ STAGES = ("memory", "extract", "recommend", "agents", "consensus", "package")
 # fmt: off
 _FAILED_ORDER = ("extraction", "execution", "timeout", "model service", "cost", "config", "crash", "interrupted",
                  "no reference", "missing solver", "parse")
-_WRONG_ORDER = ("validation disagreement", "modeling", "no answer")
+_WRONG_ORDER = ("validation disagreement", "modeling", "no answer", "reference disagrees")
 # Settings an ablation switches (with their parameters); runs differing in anything else are not compared.
 _ABLATION_KEYS = {"simulate", "crosscheck_probes", "memory", "memory_k", "memory_pool", "memory_lambda", "embedder",
                   "mbr", "mbr_top_q", "mbr_weights", "extractions", "optimizers"}
@@ -128,6 +128,8 @@ def _failure_kind(r: dict[str, Any]) -> str:
     numeric = answer is not None and math.isfinite(answer) and (r["pred_status"] or "") in {"optimal", "time_limit"}
     if r["gold_kind"] == "number" and not numeric:
         return "no answer"
+    if r["verified"] is None:  # oracle runs: a reference program, nothing validated it
+        return "reference disagrees"
     return "modeling" if r["verified"] else "validation disagreement"
 
 
@@ -185,7 +187,7 @@ def _accuracy(runs: list[_Run]) -> Section:
     for run in runs:
         graded, done = len(run.graded), [r for r in run.results if r["status"] == "done"]
         correct, pass1 = (sum(bool(r[key]) for r in run.graded) for key in ("correct", "pass1_correct"))
-        verified = _pct(sum(bool(r["verified"]) for r in done), len(done))
+        verified = _pct(sum(bool(r["verified"]) for r in done), len(done)) if not run.row["oracle"] else "n/a"
         failed = sum(r["status"] == "failed" for r in run.results)
         figure, release = _paper(run)
         shown = "–" if figure is None else f"{figure:.1f} ({release})"

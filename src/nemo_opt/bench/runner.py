@@ -105,7 +105,10 @@ def solve_item(
         if oracle:
             from nemo_opt.bench.oracle import solve_reference
 
-            return asdict(solve_reference(item, settings, base))
+            reference = solve_reference(item, settings, base)
+            # A reference program gives one answer: it is its own pass@1, and nothing validated it.
+            reference.pass1_status, reference.pass1_answer = reference.pred_status, reference.pred_answer
+            return asdict(reference)
         run_id = f"{bench_run}-{item.id}"
         result = Pipeline(settings).solve(item.question, run_id=run_id, item_id=item.id)
     except Exception as exc:  # one item's crash must not stop the batch; it is recorded with its traceback
