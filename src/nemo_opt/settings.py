@@ -116,6 +116,9 @@ class Settings(BaseModel):
     sandbox_file_size_mb: int = Field(512, ge=1, description="Largest file a sandboxed command may write, MiB.")
     sandbox_max_processes: int = Field(256, ge=8, description="Most processes a sandboxed command may run.")
     sandbox_max_output_mb: int = Field(64, ge=1, description="Output beyond this kills the command, MiB.")
+    sandbox_disk_mb: int = Field(
+        2048, ge=1, description="Most disk the whole sandbox workspace may use; more kills the command, MiB."
+    )
     sandbox_concurrency: int = Field(
         0, ge=0, description="Most sandboxed commands running at once, per process (0: the number of CPUs)."
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -16,7 +19,8 @@ from nemo_opt.embed.minilm import find_model_dir
 from nemo_opt.exceptions import NemoError
 from nemo_opt.llm.openai_backend import OPENAI_URL
 from nemo_opt.llm.registry import resolve_endpoint
-from nemo_opt.sandbox import bwrap_problem
+from nemo_opt.sandbox import bwrap_problem, sandbox_from_settings
+from nemo_opt.sandbox.hostile import CASES, CaseResult, case_names, known_gap, run_suite, suite_limits
 from nemo_opt.settings import Settings
 from nemo_opt.solvers.canonical import CanonicalModel, Row, Variable, solve
 from nemo_opt.solvers.registry import SOLVERS
@@ -94,15 +98,75 @@ def _embedder(settings: Settings) -> str:
     return f"remote /embeddings of {choice}: {_endpoint(choice, 5.0)}"
 
 
+def _check_sandbox(settings: Settings, kind: str | None, names: tuple[str, ...]) -> int:
+    """Run the hostile-code suite through the configured sandbox, one line per case; the exit code to use."""
+    if kind is not None:
+        settings = settings.model_copy(update={"sandbox": kind})
+    with tempfile.TemporaryDirectory(prefix="nemo-doctor-sandbox-") as scratch:
+        box = sandbox_from_settings(settings, Path(scratch))
+        # The mechanisms are the same at any size; small limits make every case end in seconds.
+        box.limits = suite_limits(box.limits)
+        click.echo(f"Hostile-code check of the {box.describe()}")
+        click.echo(f"What it contains: {box.describe_containment()}")
+        chosen = [case for case in CASES if not names or case.name in names]
+        gaps = {case.name: gap for case in chosen if (gap := known_gap(case, box.name)) is not None}
+        if gaps:
+            click.echo(f"The {box.name} backend cannot contain {len(gaps)} of these cases on this machine:")
+            for name, gap in gaps.items():
+                click.echo(f"  {name}: {gap}")
+
+        def show(result: CaseResult) -> None:
+            click.echo(result.line())
+
+        results = run_suite(box, list(names) or None, on_result=show)
+    held = sum(result.contained for result in results)
+    click.echo(f"{held} of {len(results)} cases contained by the {box.name} sandbox.")
+    if held < len(results) and box.name == "plain":
+        click.echo("Install bubblewrap to contain the rest (Debian/Ubuntu: apt install bubblewrap).")
+    return 0 if held == len(results) else 1
+
+
 @cli.command()
 @click.option("--no-smoke", is_flag=True, default=False, help="Do not run the tiny test solve per solver.")
+@click.option(
+    "--sandbox",
+    "check_sandbox",
+    is_flag=True,
+    default=False,
+    help="Only run hostile code through the sandbox and report, case by case, whether it was contained.",
+)
+@click.option(
+    "--sandbox-kind",
+    type=click.Choice(["auto", "bwrap", "plain"]),
+    default=None,
+    help="Sandbox backend for --sandbox (default: the sandbox setting).",
+)
+@click.option(
+    "--case",
+    "cases",
+    multiple=True,
+    type=click.Choice(case_names()),
+    help="Run only this hostile-code case with --sandbox (repeatable).",
+)
 @click.pass_context
-def doctor(ctx: click.Context, no_smoke: bool) -> None:
-    """Check the solvers, the sandbox, the embedder and the model endpoint of this setup."""
+def doctor(
+    ctx: click.Context, no_smoke: bool, check_sandbox: bool, sandbox_kind: str | None, cases: tuple[str, ...]
+) -> None:
+    """Check the solvers, the sandbox, the embedder and the model endpoint of this setup.
+
+    With --sandbox, run hostile code (network, writes outside the workspace, secrets, fork and memory bombs,
+    daemons, output and disk floods) through the sandbox instead, and exit non-zero if any of it was not contained.
+    """
     try:
         settings = settings_from(ctx)
     except NemoError as exc:
         fail(exc)
+    if check_sandbox:
+        try:
+            code = _check_sandbox(settings, sandbox_kind, cases)
+        except NemoError as exc:
+            fail(exc)
+        sys.exit(code)
     table = Table("solver", "library", "installed", "version", "classes", "exports model", "licence limits", "test")
     for row in _solver_rows(smoke=not no_smoke):
         table.add_row(*(escape(cell) for cell in row))

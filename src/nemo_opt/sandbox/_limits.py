@@ -18,13 +18,20 @@ __all__ = ["LAUNCHER_SRC", "MIB", "detect_limit", "launcher_argv", "rlimit_plan"
 
 MIB = 1024 * 1024
 
-# Runs between fork and the command: applies the rlimits, then becomes the command. A separate interpreter is used
-# instead of ``preexec_fn`` because preexec_fn is unsafe when the calling process has threads.
+# Runs between fork and the command: joins the command's pids cgroup (when there is one), applies the rlimits, then
+# becomes the command. A separate interpreter is used instead of ``preexec_fn`` because preexec_fn is unsafe when the
+# calling process has threads.
 LAUNCHER_SRC = (
     "import json, os, resource, sys\n"
+    "if sys.argv[2]:\n"
+    "    try:\n"
+    "        with open(sys.argv[2], 'w') as procs:\n"
+    "            procs.write('0')\n"
+    "    except OSError:\n"  # a cgroup we may create but not enter: the rlimits still apply
+    "        pass\n"
     "for name, soft, hard in json.loads(sys.argv[1]):\n"
     "    resource.setrlimit(getattr(resource, name), (soft, hard))\n"
-    "os.execv(sys.argv[2], sys.argv[2:])\n"
+    "os.execv(sys.argv[3], sys.argv[3:])\n"
 )
 
 _MEMORY_TEXT = re.compile(
@@ -41,8 +48,8 @@ def rlimit_plan(limits: Limits) -> list[tuple[str, int, int]]:
     """The (name, soft, hard) rlimits the launcher applies, never above the hard limits this process already has."""
     # RLIMIT_NPROC counts every process of the real uid, not just the command's, so the cap is set relative to
     # what this user already runs. Root is exempt (the kernel skips the check for uid 0, also inside bubblewrap's
-    # user namespace when root created it), so for root the process cap does not bite; a pids cgroup is the
-    # mechanism that can enforce it there.
+    # user namespace when root created it), so for root the process cap does not bite; the command's pids
+    # cgroup (see _cgroup.py) enforces it there.
     nproc = count_user_tasks(os.getuid()) + limits.max_processes
     wanted = [
         ("RLIMIT_AS", limits.memory_mb * MIB, limits.memory_mb * MIB),
@@ -62,9 +69,10 @@ def rlimit_plan(limits: Limits) -> list[tuple[str, int, int]]:
     return plan
 
 
-def launcher_argv(limits: Limits, program: Sequence[str]) -> list[str]:
-    """argv that applies ``limits`` and then execs ``program`` (an absolute path followed by its arguments)."""
-    return [sys.executable, "-S", "-c", LAUNCHER_SRC, json.dumps(rlimit_plan(limits)), *program]
+def launcher_argv(limits: Limits, program: Sequence[str], cgroup_procs: str | None = None) -> list[str]:
+    """argv that joins the cgroup whose ``cgroup.procs`` file is ``cgroup_procs`` (if any), applies ``limits`` and
+    then execs ``program`` (an absolute path followed by its arguments)."""
+    return [sys.executable, "-S", "-c", LAUNCHER_SRC, json.dumps(rlimit_plan(limits)), cgroup_procs or "", *program]
 
 
 def _hit_cpu_limit(outcome: ProcessOutcome, limits: Limits) -> bool:
@@ -81,6 +89,10 @@ def detect_limit(outcome: ProcessOutcome, limits: Limits) -> Limit | None:
         return Limit.TIMEOUT
     if outcome.output_exceeded:
         return Limit.OUTPUT
+    if outcome.stopped_by is not None:
+        return outcome.stopped_by
+    if outcome.processes_capped:  # the kernel refused a fork at the cap: a limit was hit even if the code coped
+        return Limit.PROCESSES
     if outcome.exit_code == 0:
         return None
     signum = outcome.exit_code - 128 if outcome.exit_code > 128 else 0

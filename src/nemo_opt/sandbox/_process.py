@@ -12,8 +12,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from nemo_opt.exceptions import SandboxError
+from nemo_opt.sandbox._cgroup import PidsCgroup
+from nemo_opt.sandbox.base import Limit
 
 __all__ = ["ProcessOutcome", "kill_group", "run_process"]
 
@@ -24,6 +27,12 @@ _POLL_MS = 100
 # How long to keep reading after the command and its group are dead. Only a process that escaped both the group
 # kill and the backend's sweep can still hold the pipe open; the output is abandoned rather than waited for.
 _DRAIN_GRACE_SECONDS = 1.0
+
+
+class Watch(Protocol):
+    """Looks at a running command: the limit it has gone past, if any (``final``: it has ended, look thoroughly)."""
+
+    def __call__(self, *, final: bool = False) -> Limit | None: ...
 
 
 def kill_group(pgid: int) -> None:
@@ -44,6 +53,10 @@ class ProcessOutcome:
     timed_out: bool
     output_exceeded: bool
     cpu_seconds: float | None
+    # A limit a watcher enforced by killing the command while it ran (processes, disk).
+    stopped_by: Limit | None = None
+    # The pids cgroup refused a fork or thread at its cap, even if the command then ended by itself.
+    processes_capped: bool = False
 
 
 class _OutputCapture:
@@ -150,9 +163,13 @@ def run_process(
     max_output_bytes: int,
     pass_fds: Sequence[int] = (),
     after_exit: Callable[[], object] | None = None,
+    watch: Watch | None = None,
+    cgroup: PidsCgroup | None = None,
 ) -> ProcessOutcome:
     """Run ``argv`` in its own session, enforce the wall-clock and output limits, and clean up its process group.
 
+    ``watch`` is called about every ``WATCH_SECONDS`` while the command runs; a limit it returns kills the command.
+    ``cgroup`` is the command's pids cgroup (``argv`` joins it): every member is killed with the group.
     ``after_exit`` runs once the group has been killed, before the output is collected (backends sweep for
     processes that left the group there).
     """
@@ -175,20 +192,27 @@ def run_process(
     capture = _OutputCapture(proc.stdout.fileno(), max_output_bytes, done.set)
     capture.start()
     waiter = _Waiter(proc.pid, done)
-    timed_out = False
+    timed_out, stopped_by = False, None
     try:
-        timed_out = not done.wait(max(timeout, 0.0))
+        timed_out, stopped_by = _wait(done, started + max(timeout, 0.0), watch)
     finally:
-        # Still running here means: timed out, over the output limit, or this thread was interrupted.
+        # Still running here means: timed out, over a limit, or this thread was interrupted.
         if not waiter.finished.is_set():
             kill_group(proc.pid)
+            if cgroup is not None:
+                cgroup.kill_all()
         waiter.join()
         # The waiter reaped the child; telling Popen stops it from ever waiting for that pid again.
         proc.returncode = waiter.exit_code
         # Background children that outlived the command would keep the output pipe open; they end with it.
         kill_group(proc.pid)
+        if cgroup is not None:
+            cgroup.kill_all()
         if after_exit is not None:
             after_exit()
+        if watch is not None and not timed_out and stopped_by is None and waiter.finished.is_set():
+            # A command can exceed a limit faster than the watcher looks, and end before it does: it is reported.
+            stopped_by = watch(final=True)
         capture.finish()
         proc.stdout.close()
     output, truncated = capture.text()
@@ -199,6 +223,24 @@ def run_process(
         output_bytes=capture.total,
         seconds=waiter.ended_at - started,
         timed_out=timed_out,
-        output_exceeded=capture.exceeded and not timed_out,
+        output_exceeded=capture.exceeded and not timed_out and stopped_by is None,
         cpu_seconds=waiter.cpu_seconds,
+        stopped_by=stopped_by,
+        processes_capped=cgroup is not None and cgroup.hit_limit(),
     )
+
+
+# Each look costs a few microseconds (and a workspace walk when one is due); writes between looks overshoot.
+WATCH_SECONDS = 0.02
+
+
+def _wait(done: threading.Event, deadline: float, watch: Watch | None) -> tuple[bool, Limit | None]:
+    """Wait for the command to end; (timed out, limit the watcher reported) when it has to be killed instead."""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return True, None
+        if done.wait(remaining if watch is None else min(remaining, WATCH_SECONDS)):
+            return False, None
+        if watch is not None and (limit := watch()) is not None:
+            return False, limit

@@ -20,6 +20,7 @@ class Limit(StrEnum):
     FILE_SIZE = "file_size"
     PROCESSES = "processes"
     OUTPUT = "output"
+    DISK = "disk"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Limits:
     file_size_mb: int = 512
     max_processes: int = 256
     max_output_mb: int = 64
+    # The whole workspace, all files together: RLIMIT_FSIZE caps one file, not how many a command writes.
+    disk_mb: int = 2048
 
 
 @dataclass(frozen=True)

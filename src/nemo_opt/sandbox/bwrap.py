@@ -187,15 +187,18 @@ class BwrapSandbox(SubprocessSandbox):
     def _execute(self, command: str, cwd: Path, env: dict[str, str], timeout: float) -> ProcessOutcome:
         read_fd, write_fd = os.pipe()
         try:
-            argv = launcher_argv(self.limits, [self.bwrap, *self._arguments(cwd, env, write_fd), BASH, "-c", command])
-            outcome = run_process(
-                argv,
-                cwd=cwd,
-                env=env,
-                timeout=timeout,
-                max_output_bytes=self.max_output_bytes,
-                pass_fds=(write_fd,),
-            )
+            with self._guards() as (cgroup, watch):
+                program = [self.bwrap, *self._arguments(cwd, env, write_fd), BASH, "-c", command]
+                outcome = run_process(
+                    launcher_argv(self.limits, program, cgroup.procs_file if cgroup else None),
+                    cwd=cwd,
+                    env=env,
+                    timeout=timeout,
+                    max_output_bytes=self.max_output_bytes,
+                    pass_fds=(write_fd,),
+                    watch=watch,
+                    cgroup=cgroup,
+                )
             os.close(write_fd)
             write_fd = -1
             status = _read_available(read_fd)
@@ -203,7 +206,7 @@ class BwrapSandbox(SubprocessSandbox):
             for fd in (read_fd, write_fd):
                 if fd >= 0:
                     os.close(fd)
-        killed_by_us = outcome.timed_out or outcome.output_exceeded
+        killed_by_us = outcome.timed_out or outcome.output_exceeded or outcome.stopped_by is not None
         if b'"exit-code"' not in status and not killed_by_us:
             detail = outcome.output.strip()[-2000:] or f"exit code {outcome.exit_code}"
             raise SandboxError(f"bubblewrap could not start the command: {detail}. {BWRAP_FIX}")

@@ -89,6 +89,7 @@ def sandbox_from_settings(settings: Settings, workspace: Path) -> SubprocessSand
         file_size_mb=settings.sandbox_file_size_mb,
         max_processes=settings.sandbox_max_processes,
         max_output_mb=settings.sandbox_max_output_mb,
+        disk_mb=settings.sandbox_disk_mb,
     )
     sandbox = make_sandbox(settings.sandbox, workspace, limits, env_passthrough=settings.sandbox_env_passthrough)
     sandbox.slots = shared_slots(settings.sandbox_concurrency)

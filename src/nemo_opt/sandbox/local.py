@@ -8,14 +8,16 @@ import signal
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from nemo_opt.exceptions import SandboxError
+from nemo_opt.sandbox._cgroup import PidsCgroup, pids_cgroup_root
 from nemo_opt.sandbox._env import MARKER_VAR, accepted_names, add_variables, base_environment
 from nemo_opt.sandbox._limits import MIB, detect_limit, launcher_argv
 from nemo_opt.sandbox._proc import proc_pids, read_proc
 from nemo_opt.sandbox._process import ProcessOutcome, run_process
+from nemo_opt.sandbox._watch import LimitWatch
 from nemo_opt.sandbox.base import ExecResult, Limits
 
 __all__ = ["PlainSandbox", "SubprocessSandbox", "kill_marked_processes"]
@@ -48,12 +50,20 @@ class SubprocessSandbox(ABC):
         return (
             f"{self.name} sandbox in {self.workspace}: timeout {lim.timeout:g}s, memory {lim.memory_mb} MiB, "
             f"CPU {lim.cpu_seconds}s, files {lim.file_size_mb} MiB, {lim.max_processes} processes, "
-            f"output {lim.max_output_mb} MiB"
+            f"output {lim.max_output_mb} MiB, workspace disk {lim.disk_mb} MiB"
         )
 
     def describe_containment(self) -> str:
-        """What this backend contains and what it does not, in one sentence."""
-        return self.containment
+        """What this backend contains and what it does not, in one sentence (with this machine's process control)."""
+        if pids_cgroup_root() is not None:
+            processes = "a pids cgroup caps the processes and ends every one of them, daemons included"
+        else:
+            processes = "RLIMIT_NPROC caps the processes"
+            if os.getuid() == 0:
+                processes = "no pids cgroup is writable and root is exempt from RLIMIT_NPROC: no process cap holds"
+            if self.name == "plain":
+                processes += "; daemons that drop their environment can outlive the command"
+        return f"{self.containment}; {processes}; the workspace is held to {self.limits.disk_mb} MiB of disk"
 
     def resolve_cwd(self, cwd: Path) -> Path:
         """``cwd`` as an absolute directory inside the workspace (relative paths are taken from the workspace)."""
@@ -93,6 +103,16 @@ class SubprocessSandbox(ABC):
             backend=self.name,
         )
 
+    @contextlib.contextmanager
+    def _guards(self) -> Iterator[tuple[PidsCgroup | None, LimitWatch]]:
+        """The command's pids cgroup (None where the machine offers none) and the watcher of its limits."""
+        cgroup = PidsCgroup.create(self.limits.max_processes)
+        try:
+            yield cgroup, LimitWatch(cgroup, self.workspace, self.limits.disk_mb * MIB)
+        finally:
+            if cgroup is not None:
+                cgroup.remove()
+
     @property
     def max_output_bytes(self) -> int:
         """Output beyond this many bytes kills the command."""
@@ -113,7 +133,7 @@ class PlainSandbox(SubprocessSandbox):
     name: str = "plain"
     containment: str = (
         "plain subprocess: timeouts, rlimits and a scrubbed environment only; code can reach the network, "
-        "write anywhere and read any file this user can, and daemons that change their environment can outlive it"
+        "write anywhere and read any file this user can (including /proc/<pid>/environ of this user's processes)"
     )
 
     def _tmpdir(self) -> str:
@@ -123,14 +143,17 @@ class PlainSandbox(SubprocessSandbox):
         Path(self._tmpdir()).mkdir(exist_ok=True)
         marker = uuid.uuid4().hex
         env[MARKER_VAR] = marker
-        return run_process(
-            launcher_argv(self.limits, [BASH, "-c", command]),
-            cwd=cwd,
-            env=env,
-            timeout=timeout,
-            max_output_bytes=self.max_output_bytes,
-            after_exit=lambda: kill_marked_processes(marker),
-        )
+        with self._guards() as (cgroup, watch):
+            return run_process(
+                launcher_argv(self.limits, [BASH, "-c", command], cgroup.procs_file if cgroup else None),
+                cwd=cwd,
+                env=env,
+                timeout=timeout,
+                max_output_bytes=self.max_output_bytes,
+                after_exit=lambda: kill_marked_processes(marker),
+                watch=watch,
+                cgroup=cgroup,
+            )
 
 
 def _environ_has(pid: str, needle: bytes) -> bool:

@@ -1,0 +1,688 @@
+"""Hostile code, run through a real sandbox exactly as agent-written code is, judged from the host.
+
+Each case writes a snippet into a fresh directory of the sandbox's workspace, runs it with ``sandbox.run`` and then
+looks from the outside whether the sandbox held: the sentinel file outside the workspace does not exist, the loopback
+server this suite started saw no connection, no process carrying the case's mark survives, the secret never shows
+in the output or the workspace. Every snippet is bounded even when the sandbox does not hold it (the fork bomb stops
+at a ceiling, the memory and disk bombs a little past their limit), and the suite kills and deletes whatever a case
+leaves behind, so running it leaves the machine healthy whatever the backend.
+
+``nemo-opt doctor --sandbox`` runs it; so do the tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from nemo_opt.exceptions import NemoError
+from nemo_opt.sandbox._cgroup import pids_cgroup_root
+from nemo_opt.sandbox._proc import proc_pids, read_proc
+from nemo_opt.sandbox._process import HEAD_BYTES, TAIL_BYTES
+from nemo_opt.sandbox._watch import disk_usage
+from nemo_opt.sandbox.base import ExecResult, Limit, Limits
+from nemo_opt.sandbox.local import SubprocessSandbox
+
+__all__ = [
+    "CASES",
+    "Case",
+    "CaseResult",
+    "HostPaths",
+    "case_names",
+    "known_gap",
+    "run_suite",
+    "suite_limits",
+]
+
+MIB = 1024 * 1024
+# Seconds a case may wait, after the command returned, for killed processes to disappear from /proc.
+_SURVIVOR_GRACE = 2.0
+# A fork bomb that is not contained stops here, far below the kernel's pid_max, so the machine stays usable.
+_FORK_CEILING = 1000
+_FLOOD_MB = 200
+
+
+@dataclass(frozen=True)
+class HostPaths:
+    """Host places the cases try to reach: the user's home and the working directory of the host process."""
+
+    home: Path = field(default_factory=Path.home)
+    cwd: Path = field(default_factory=Path.cwd)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """What one case showed: whether the sandbox held, what the agent would have been told, and how long it took."""
+
+    name: str
+    contained: bool
+    observation: str
+    seconds: float
+    evidence: str
+    limit: Limit | None = None
+
+    def line(self) -> str:
+        """One line for the terminal, ending in ``contained`` or ``NOT CONTAINED``."""
+        verdict = "contained" if self.contained else "NOT CONTAINED"
+        return f"{self.name:<22} {self.seconds:6.2f}s  {self.observation}; {self.evidence}  {verdict}"
+
+
+@dataclass
+class Trial:
+    """One case's run: its fresh directory, its unique marks, and how to run code there."""
+
+    sandbox: SubprocessSandbox
+    folder: Path
+    host: HostPaths
+    timeout: float
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    # A number no other process uses, passed to `sleep` and friends so survivors can be found by their cmdline.
+    mark: str = field(default_factory=lambda: f"{random.randint(7000, 7999)}.{random.randint(100000, 999999)}")
+
+    @property
+    def limits(self) -> Limits:
+        return self.sandbox.limits
+
+    def write(self, name: str, text: str) -> None:
+        (self.folder / name).write_text(textwrap.dedent(text).lstrip())
+
+    def run(self, command: str, timeout: float | None = None) -> ExecResult:
+        return self.sandbox.run(command, cwd=self.folder, timeout=timeout or self.timeout)
+
+    def python(self, name: str, code: str, *args: str, timeout: float | None = None) -> ExecResult:
+        """Write ``code`` to ``name`` in the case folder and run it with the sandbox's python."""
+        self.write(name, code)
+        return self.run(" ".join(["python", name, *args]), timeout)
+
+    def readable(self) -> str:
+        """Everything the command left in its folder, as text: where a secret it read would have been stored."""
+        parts = []
+        for path in self.folder.rglob("*"):
+            with contextlib.suppress(OSError):
+                if path.is_file() and not path.is_symlink():
+                    parts.append(path.read_bytes()[: 4 * MIB].decode("utf-8", errors="replace"))
+        return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    contained: bool
+    evidence: str
+    result: ExecResult
+
+
+CaseCheck = Callable[[Trial], Verdict]
+
+
+@dataclass(frozen=True)
+class Case:
+    """A named attack and the host-side check that decides whether the sandbox held it."""
+
+    name: str
+    attack: str
+    check: CaseCheck
+    # Why the plain-subprocess backend cannot contain this attack; None when it can.
+    plain_gap: str | None = None
+
+
+# --- host-side observation -----------------------------------------------------------------------------------------
+
+
+def _alive(pid: str) -> bool:
+    stat = read_proc(pid, "stat")
+    return stat is not None and stat.rsplit(b")", 1)[-1].split()[:1] not in ([b"Z"], [b"X"])
+
+
+def _marked(mark: str) -> list[int]:
+    """Live processes whose command line contains ``mark`` (a zombie has already died)."""
+    needle = mark.encode()
+    own = str(os.getpid())
+    found = []
+    for pid in proc_pids():
+        if pid == own:
+            continue
+        cmdline = read_proc(pid, "cmdline")
+        if cmdline is not None and needle in cmdline and _alive(pid):
+            found.append(int(pid))
+    return found
+
+
+def _survivors(mark: str) -> list[int]:
+    """Processes carrying ``mark`` still alive after a grace period; they are killed, the count is evidence."""
+    deadline = time.monotonic() + _SURVIVOR_GRACE
+    while (alive := _marked(mark)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return alive
+
+
+def _limit_name(result: ExecResult) -> str:
+    return result.limit_hit.value if result.limit_hit is not None else "no"
+
+
+class _LoopbackTcp:
+    """A TCP server on 127.0.0.1 that records every connection and what was sent on it."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.1)
+        self.port = self._sock.getsockname()[1]
+        self.received: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="hostile-tcp", daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(1.0)
+                try:
+                    self.received.append(conn.recv(4096) or b"<connected>")
+                except OSError:
+                    self.received.append(b"<connected>")
+
+    def __enter__(self) -> _LoopbackTcp:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        self._sock.close()
+
+
+class _LoopbackDns:
+    """A UDP DNS responder on 127.0.0.1 that records every query (answering NXDOMAIN)."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.settimeout(0.1)
+        self.port = self._sock.getsockname()[1]
+        self.queries: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="hostile-dns", daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                packet, peer = self._sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.queries.append(packet)
+            if len(packet) >= 12:  # same id, response + NXDOMAIN, question echoed
+                with contextlib.suppress(OSError):
+                    self._sock.sendto(packet[:2] + b"\x81\x83" + packet[4:], peer)
+
+    def __enter__(self) -> _LoopbackDns:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        self._sock.close()
+
+
+# --- network -------------------------------------------------------------------------------------------------------
+
+_NETWORK_GAP = "the plain backend shares the host's network: code reaches any server this user can, loopback included"
+
+
+def _tcp_connect(trial: Trial) -> Verdict:
+    with _LoopbackTcp() as server:
+        result = trial.python(
+            "connect.py",
+            f"""
+            import socket
+            try:
+                with socket.create_connection(("127.0.0.1", {server.port}), timeout=2) as conn:
+                    conn.sendall(b"exfiltrated {trial.token}")
+                print("connected")
+            except OSError as exc:
+                print("connect failed:", exc)
+            """,
+        )
+        time.sleep(0.2)  # let the accept thread record a connection made just before the command ended
+        seen = len(server.received)
+    return Verdict(seen == 0, f"loopback server saw {seen} connection(s)", result)
+
+
+def _dns_lookup(trial: Trial) -> Verdict:
+    with _LoopbackDns() as resolver:
+        result = trial.python(
+            "lookup.py",
+            f"""
+            import socket, struct
+            name = "{trial.token}.exfil.invalid"
+            question = b"".join(bytes([len(part)]) + part.encode() for part in name.split(".")) + b"\\0"
+            packet = struct.pack(">HHHHHH", 0x4E4F, 0x0100, 1, 0, 0, 0) + question + struct.pack(">HH", 1, 1)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.settimeout(0.5)
+            try:
+                sock.sendto(packet, ("127.0.0.1", {resolver.port}))
+                print("answer:", sock.recvfrom(512)[0][:4])
+            except OSError as exc:
+                print("lookup failed:", exc)
+            """,
+        )
+        time.sleep(0.2)
+        seen = len(resolver.queries)
+    return Verdict(seen == 0, f"loopback DNS server saw {seen} query(ies)", result)
+
+
+# --- filesystem ----------------------------------------------------------------------------------------------------
+
+_WRITE_GAP = "the plain backend has no filesystem isolation: code writes wherever this user can"
+_READ_GAP = "the plain backend has no filesystem isolation: code reads any file this user can"
+
+
+def _write_outside(where: Callable[[Trial], Path]) -> CaseCheck:
+    def check(trial: Trial) -> Verdict:
+        sentinel = where(trial) / f".nemo-hostile-{trial.token}"
+        try:
+            result = trial.run(f"echo pwned > '{sentinel}'; echo exit=$?; ls -la '{sentinel}'")
+            exists = sentinel.exists()
+        finally:
+            with contextlib.suppress(OSError):
+                sentinel.unlink()
+        return Verdict(not exists, f"{sentinel} {'was written' if exists else 'does not exist'}", result)
+
+    return check
+
+
+def _host_tmp(trial: Trial) -> Path:
+    """A /tmp-like directory outside the workspace (the workspace may itself live under /tmp)."""
+    return Path(tempfile.gettempdir())
+
+
+def _symlink_escape(trial: Trial) -> Verdict:
+    """Symlinks made inside the workspace pointing at a host file and a host directory; read and write through."""
+    host_dir = Path(tempfile.mkdtemp(prefix="nemo-hostile-host-"))
+    secret = f"symlink-secret-{trial.token}"
+    (host_dir / "secret.txt").write_text(secret)
+    try:
+        result = trial.run(
+            f"ln -s '{host_dir}/secret.txt' file-link; ln -s '{host_dir}' dir-link; "
+            "cat file-link; cat file-link > copied.txt; echo pwned > dir-link/written.txt; "
+            "echo pwned >> file-link; ls -la dir-link/"
+        )
+        written = (host_dir / "written.txt").exists()
+        altered = (host_dir / "secret.txt").read_text() != secret
+        leaked = secret in result.output or secret in trial.readable()
+    finally:
+        shutil.rmtree(host_dir, ignore_errors=True)
+    evidence = f"host file read: {'yes' if leaked else 'no'}, host dir written: {'yes' if written or altered else 'no'}"
+    return Verdict(not (written or altered or leaked), evidence, result)
+
+
+@contextlib.contextmanager
+def _decoy(path: Path, text: str) -> Iterator[bool]:
+    """Create ``path`` holding ``text`` unless something is there already (a real file is never replaced).
+
+    Yields whether the decoy was created; everything created, folders included, is removed afterwards.
+    """
+    created_dirs = []
+    for parent in reversed(path.parents):
+        if not parent.exists():
+            created_dirs.append(parent)
+    if path.exists() or path.is_symlink():
+        yield False
+        return
+    try:
+        for folder in created_dirs:
+            folder.mkdir(mode=0o700)
+        path.write_text(text)
+        path.chmod(0o600)
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        for folder in reversed(created_dirs):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def _config_files(trial: Trial) -> Verdict:
+    """Decoys with a secret in ~/.config/nemo-opt, ~/.ssh, ~/.netrc and ./nemo.toml of the host process."""
+    secret = f"config-secret-{trial.token}"
+    home, cwd = trial.host.home, trial.host.cwd
+    decoys = {
+        home / ".config" / "nemo-opt" / f"hostile-decoy-{trial.token}.toml": f"# decoy api_key = {secret}\n",
+        home / ".ssh" / f"id_hostile_decoy_{trial.token}": f"-----DECOY KEY----- {secret}\n",
+        home / ".netrc": f"machine nemo-hostile.invalid login decoy password {secret}\n",
+        cwd / "nemo.toml": f"# decoy written by the sandbox check: {secret}\n",
+    }
+    with contextlib.ExitStack() as stack:
+        placed = [path for path, text in decoys.items() if stack.enter_context(_decoy(path, text))]
+        skipped = [str(path) for path in decoys if path not in placed]
+        reads = " ".join(f"cat '{path}';" for path in decoys)
+        result = trial.run(
+            f"{reads} cat ~/.netrc ~/.ssh/* ./nemo.toml; "
+            f"cat '{home}'/.config/nemo-opt/* '{home}'/.ssh/* 2>&1 | tee stolen.txt"
+        )
+        leaked = secret in result.output or secret in trial.readable()
+    evidence = f"{len(placed)} decoy(s) {'read' if leaked else 'unread'}"
+    if skipped:
+        evidence += f" (real files left alone, not used: {', '.join(skipped)})"
+    return Verdict(not leaked, evidence, result)
+
+
+def _env_secrets(trial: Trial) -> Verdict:
+    """Secrets in this process's environment and in the initial environment of a host process of this user."""
+    secret = f"env-secret-{trial.token}"
+    names = ("OPENAI_API_KEY", "NEMO_TEST_SECRET")
+    saved = {name: os.environ.get(name) for name in names}
+    # nemo-opt itself is normally started by a shell that exported the key: a process whose /proc/<pid>/environ
+    # holds it. This stand-in is such a process.
+    holder = subprocess.Popen(
+        ["sleep", trial.mark],
+        env={**os.environ, **dict.fromkeys(names, secret)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        os.environ.update(dict.fromkeys(names, secret))
+        result = trial.run(
+            f"env; cat /proc/$PPID/environ /proc/1/environ /proc/{os.getpid()}/environ /proc/{holder.pid}/environ "
+            "2>/dev/null | tr '\\0' '\\n' | grep -e OPENAI_API_KEY -e NEMO_TEST_SECRET | tee found.txt"
+        )
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        holder.kill()
+        holder.wait()
+    leaked = secret in result.output or secret in trial.readable()
+    return Verdict(not leaked, f"secret {'seen' if leaked else 'not seen'} in output or workspace", result)
+
+
+# --- processes -----------------------------------------------------------------------------------------------------
+
+
+def _fork_bomb(trial: Trial) -> Verdict:
+    """Fork without end (up to a ceiling that keeps the machine usable if nothing stops it)."""
+    result = trial.python(
+        f"bomb_{trial.token}.py",
+        f"""
+        import os, time
+        spawned = 0
+        failures = 0
+        with open("spawned", "w") as log:
+            while spawned < {_FORK_CEILING} and failures < 10000:
+                try:
+                    pid = os.fork()
+                except OSError:
+                    failures += 1
+                    continue
+                if pid == 0:
+                    time.sleep(60)
+                    os._exit(0)
+                spawned += 1
+                log.write(f"{{spawned}}\\n")
+                log.flush()
+        print("spawned", spawned, "refused", failures)
+        time.sleep(60)
+        """,
+    )
+    survivors = _survivors(trial.token)
+    try:
+        spawned = int((trial.folder / "spawned").read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        spawned = 0
+    held = spawned <= trial.limits.max_processes and result.limit_hit is not None and not survivors
+    evidence = f"{spawned} processes forked (cap {trial.limits.max_processes}), {len(survivors)} survived"
+    return Verdict(held, evidence, result)
+
+
+def _memory_bomb(trial: Trial) -> Verdict:
+    """Allocate and touch memory in 32 MiB steps up to a little past the memory limit."""
+    target = trial.limits.memory_mb + 256
+    result = trial.python(
+        "memory.py",
+        f"""
+        import sys
+        hoard = []
+        with open("reached", "w") as log:
+            while len(hoard) * 32 < {target}:
+                hoard.append(b"x" * (32 << 20))
+                log.write(f"{{len(hoard) * 32}}\\n")
+                log.flush()
+        print("allocated", len(hoard) * 32, "MiB")
+        """,
+    )
+    try:
+        reached = int((trial.folder / "reached").read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        reached = 0
+    held = reached <= trial.limits.memory_mb and result.limit_hit is not None
+    return Verdict(held, f"{reached} MiB touched (limit {trial.limits.memory_mb} MiB)", result)
+
+
+def _cpu_spin(trial: Trial) -> Verdict:
+    """Spin on the CPU in a background shell loop and a foreground python loop."""
+    result = trial.run(
+        f"(while :; do :; done) & python -c 'while True: pass' {trial.mark}",
+    )
+    survivors = _survivors(trial.mark)
+    held = result.limit_hit in (Limit.CPU, Limit.TIMEOUT) and not survivors
+    return Verdict(held, f"stopped by the {_limit_name(result)} limit, {len(survivors)} survived", result)
+
+
+def _sleep_past_timeout(trial: Trial) -> Verdict:
+    """Sleep past the timeout, with children and grandchildren that ignore SIGTERM (and SIGHUP, SIGINT)."""
+    ignoring = "import signal, time\nfor s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):\n"
+    ignoring += "    signal.signal(s, signal.SIG_IGN)\ntime.sleep(3600)\n"
+    trial.write(f"stubborn_{trial.token}.py", ignoring)
+    started = time.monotonic()
+    result = trial.run(
+        f"trap '' TERM HUP INT; python stubborn_{trial.token}.py & "
+        f"(trap '' TERM; sleep {trial.mark}; sleep {trial.mark}) & "
+        f"bash -c \"trap '' TERM; sleep {trial.mark}\" & sleep {trial.mark}"
+    )
+    elapsed = time.monotonic() - started
+    survivors = _survivors(trial.mark) + _survivors(trial.token)
+    held = result.limit_hit is Limit.TIMEOUT and elapsed < trial.timeout + 5 and not survivors
+    evidence = f"returned after {elapsed:.1f}s (timeout {trial.timeout:g}s), {len(survivors)} survived"
+    return Verdict(held, evidence, result)
+
+
+def _setsid_daemon(trial: Trial) -> Verdict:
+    """Daemons that leave the process group and session, one of them also dropping its environment."""
+    result = trial.run(
+        f"setsid bash -c \"trap '' TERM HUP; exec sleep {trial.mark}\" </dev/null >/dev/null 2>&1 & "
+        'python -c "import os\n'
+        "if os.fork(): os._exit(0)\n"
+        "os.setsid()\n"
+        "if os.fork(): os._exit(0)\n"
+        f"os.execve('/bin/sleep', ['sleep', '{trial.mark}'], {{}})\" </dev/null >/dev/null 2>&1; "
+        "sleep 0.3; echo daemons started"
+    )
+    survivors = _survivors(trial.mark)
+    return Verdict(not survivors, f"{len(survivors)} daemon(s) outlived the command", result)
+
+
+# --- output and disk -----------------------------------------------------------------------------------------------
+
+
+def _output_flood(trial: Trial) -> Verdict:
+    """Print 200 MB to stdout."""
+    result = trial.run(f"head -c {_FLOOD_MB * MIB} /dev/zero | tr '\\0' 'x'; echo; echo done")
+    kept = len(result.output.encode())
+    bounded = kept <= HEAD_BYTES + TAIL_BYTES + 1024
+    stopped = result.limit_hit is Limit.OUTPUT or trial.limits.max_output_mb >= _FLOOD_MB
+    evidence = f"{kept // 1024} KiB of {result.output_bytes // MIB} MiB kept, "
+    evidence += f"stopped by the {_limit_name(result)} limit"
+    return Verdict(bounded and stopped, evidence, result)
+
+
+def _fill_disk(trial: Trial) -> Verdict:
+    """Write 8 MiB files into the workspace, up to twice the disk quota and more."""
+    target = 2 * trial.limits.disk_mb + 256
+    chunk = min(8, trial.limits.file_size_mb)
+    result = trial.python(
+        "fill.py",
+        f"""
+        import os
+        block = os.urandom(1 << 20) * {chunk}
+        written = 0
+        os.makedirs("fill", exist_ok=True)
+        while written < {target}:
+            with open(f"fill/{{written}}.bin", "wb") as out:
+                out.write(block)
+            written += {chunk}
+        print("wrote", written, "MiB")
+        """,
+    )
+    used = disk_usage(trial.folder) // MIB
+    held = result.limit_hit is Limit.DISK and used < target
+    evidence = f"{used} MiB in the workspace when stopped (quota {trial.limits.disk_mb} MiB, attempt {target} MiB)"
+    return Verdict(held, evidence, result)
+
+
+def _root_without_cgroup_gap() -> str | None:
+    if os.getuid() != 0 or pids_cgroup_root() is not None:
+        return None
+    return "running as root without a writable pids cgroup: RLIMIT_NPROC does not bind root"
+
+
+CASES: tuple[Case, ...] = (
+    Case("tcp-connect", "TCP connection to a loopback server the suite started", _tcp_connect, _NETWORK_GAP),
+    Case("dns-lookup", "DNS query to a loopback resolver the suite started", _dns_lookup, _NETWORK_GAP),
+    Case(
+        "write-home",
+        "write a file into the user's home directory",
+        _write_outside(lambda t: t.host.home),
+        _WRITE_GAP,
+    ),
+    Case(
+        "write-cwd",
+        "write a file into the working directory (repository) of the host process",
+        _write_outside(lambda t: t.host.cwd),
+        _WRITE_GAP,
+    ),
+    Case("write-tmp", "write a file into /tmp outside the workspace", _write_outside(_host_tmp), _WRITE_GAP),
+    Case(
+        "symlink-escape",
+        "symlink to a host file and directory, then read and write through it",
+        _symlink_escape,
+        _WRITE_GAP,
+    ),
+    Case(
+        "env-secrets",
+        "read API keys from the environment and from /proc/<pid>/environ of host processes",
+        _env_secrets,
+        "the environment is scrubbed, but /proc/<pid>/environ of this user's other processes (nemo-opt itself, "
+        "started with the key exported) is readable",
+    ),
+    Case("config-files", "read ~/.config/nemo-opt, ~/.ssh, ~/.netrc and ./nemo.toml", _config_files, _READ_GAP),
+    Case("fork-bomb", "fork without end", _fork_bomb),
+    Case("memory-bomb", "allocate past the memory limit", _memory_bomb),
+    Case("cpu-spin", "spin on the CPU past the CPU limit", _cpu_spin),
+    Case("sigterm-sleepers", "sleep past the timeout with children that ignore SIGTERM", _sleep_past_timeout),
+    Case("setsid-daemon", "start daemons that try to outlive the run", _setsid_daemon),
+    Case("stdout-flood", f"print {_FLOOD_MB} MB to stdout", _output_flood),
+    Case("disk-fill", "fill the disk with many files", _fill_disk),
+)
+
+
+def case_names() -> list[str]:
+    return [case.name for case in CASES]
+
+
+def known_gap(case: Case, backend: str) -> str | None:
+    """Why ``backend`` cannot contain ``case`` on this machine, or None when it should."""
+    if case.name == "fork-bomb":
+        return _root_without_cgroup_gap()
+    if case.name == "setsid-daemon" and pids_cgroup_root() is None and backend == "plain":
+        return "without a pids cgroup, a daemon that calls setsid and drops its environment escapes the group kill"
+    return case.plain_gap if backend == "plain" else None
+
+
+def suite_limits(limits: Limits) -> Limits:
+    """``limits`` shrunk so every case ends in seconds (the mechanisms checked are the same at any size)."""
+    return replace(
+        limits,
+        timeout=min(limits.timeout, 6.0),
+        cpu_seconds=min(limits.cpu_seconds, 3),
+        memory_mb=min(limits.memory_mb, 512),
+        max_processes=min(limits.max_processes, 64),
+        max_output_mb=min(limits.max_output_mb, 16),
+        disk_mb=min(limits.disk_mb, 64),
+        file_size_mb=min(limits.file_size_mb, 64),
+    )
+
+
+def _run_case(case: Case, sandbox: SubprocessSandbox, host: HostPaths, timeout: float) -> CaseResult:
+    folder = sandbox.workspace / f"hostile-{case.name}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    trial = Trial(sandbox, folder, host, timeout)
+    started = time.monotonic()
+    try:
+        verdict = case.check(trial)
+    except NemoError as exc:  # the sandbox itself failed: nothing shows the code was held
+        return CaseResult(case.name, False, f"sandbox error: {exc}", time.monotonic() - started, "not run")
+    finally:
+        _survivors(trial.mark)
+        _survivors(trial.token)
+        shutil.rmtree(folder, ignore_errors=True)
+    seconds = time.monotonic() - started
+    observation = verdict.result.describe()
+    return CaseResult(case.name, verdict.contained, observation, seconds, verdict.evidence, verdict.result.limit_hit)
+
+
+def run_suite(
+    sandbox: SubprocessSandbox,
+    names: Sequence[str] | None = None,
+    *,
+    host: HostPaths | None = None,
+    timeout: float | None = None,
+    on_result: Callable[[CaseResult], None] | None = None,
+) -> list[CaseResult]:
+    """Run the cases named ``names`` (all when None) through ``sandbox``, one after another.
+
+    ``sandbox.workspace`` should be a scratch directory: each case works in a fresh folder inside it, deleted
+    afterwards. ``timeout`` is the wall-clock limit of each command (default: the sandbox's own). ``on_result`` is
+    called as each case finishes, so a terminal can show progress.
+    """
+    chosen = list(CASES) if names is None else [_case(name) for name in names]
+    wall = timeout if timeout is not None else sandbox.limits.timeout
+    results = []
+    for case in chosen:
+        result = _run_case(case, sandbox, host or HostPaths(), wall)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+def _case(name: str) -> Case:
+    for case in CASES:
+        if case.name == name:
+            return case
+    raise ValueError(f"Unknown hostile-code case {name!r}; the cases are: {', '.join(case_names())}.")

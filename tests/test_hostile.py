@@ -1,0 +1,215 @@
+"""The hostile-code suite through both real backends, the disk and process limits it relies on, and the doctor CLI."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nemo_opt.cli import cli
+from nemo_opt.sandbox import Limit, Limits, PlainSandbox, _cgroup, bwrap_available, bwrap_problem, hostile, make_sandbox
+from nemo_opt.sandbox.factory import sandbox_from_settings
+from nemo_opt.sandbox.hostile import CASES, CaseResult, HostPaths, case_names, known_gap, run_suite
+from nemo_opt.settings import Settings
+
+BWRAP_OK = bwrap_available()
+SKIP_WITHOUT_BWRAP = pytest.mark.skipif(not BWRAP_OK, reason=f"bubblewrap is unusable here: {bwrap_problem()}")
+# Small limits keep every case to seconds; the mechanisms are the same at any size.
+LIMITS = Limits(
+    timeout=3.0, memory_mb=256, cpu_seconds=1, max_processes=48, max_output_mb=8, disk_mb=32, file_size_mb=16
+)
+CASE_IDS = case_names()
+
+
+def _suite(kind: str, tmp: Path) -> dict[str, CaseResult]:
+    workspace, cwd = tmp / "ws", tmp / "host-cwd"
+    cwd.mkdir()
+    box = make_sandbox(kind, workspace, LIMITS)
+    results = run_suite(box, host=HostPaths(cwd=cwd))
+    # Every case cleans up after itself: nothing is left in the workspace or beside the host's working directory.
+    assert list(workspace.iterdir()) in ([], [workspace / ".tmp"])
+    assert list(cwd.iterdir()) == []
+    return {result.name: result for result in results}
+
+
+@pytest.fixture(scope="module")
+def bwrap_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CaseResult]:
+    if not BWRAP_OK:
+        pytest.skip(f"bubblewrap is unusable here: {bwrap_problem()}")
+    return _suite("bwrap", tmp_path_factory.mktemp("bwrap"))
+
+
+@pytest.fixture(scope="module")
+def plain_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CaseResult]:
+    return _suite("plain", tmp_path_factory.mktemp("plain"))
+
+
+def _host_leftovers() -> list[str]:
+    """Sentinels, decoys and cgroups the suite creates, if any were left on the host."""
+    places = [Path("/tmp"), Path.home(), Path.home() / ".config" / "nemo-opt", Path.home() / ".ssh"]
+    return [str(p) for place in places if place.is_dir() for p in place.glob("*hostile*")]
+
+
+@SKIP_WITHOUT_BWRAP
+@pytest.mark.bwrap
+@pytest.mark.parametrize("name", CASE_IDS)
+def test_bwrap_contains_every_case(bwrap_results: dict[str, CaseResult], name: str) -> None:
+    result = bwrap_results[name]
+    assert result.contained, result.line()
+    assert result.seconds < LIMITS.timeout + 5, result.line()
+    assert known_gap(hostile._case(name), "bwrap") is None
+
+
+@pytest.mark.parametrize("name", CASE_IDS)
+def test_plain_reports_what_it_cannot_contain(plain_results: dict[str, CaseResult], name: str) -> None:
+    """The plain fallback holds the resource cases and honestly fails the isolation ones (its documented gaps)."""
+    result = plain_results[name]
+    gap = known_gap(hostile._case(name), "plain")
+    assert result.contained is (gap is None), (result.line(), gap)
+    assert result.seconds < LIMITS.timeout + 5, result.line()
+
+
+def test_plain_gaps_are_the_isolation_cases() -> None:
+    expected = {"tcp-connect", "dns-lookup", "write-home", "write-cwd", "write-tmp", "symlink-escape"}
+    expected |= {"env-secrets", "config-files"}
+    assert {case.name for case in CASES if case.plain_gap} == expected
+
+
+def test_the_agent_is_told_which_limit_hit(
+    plain_results: dict[str, CaseResult], bwrap_results: dict[str, CaseResult]
+) -> None:
+    for results in (plain_results, bwrap_results):
+        assert results["fork-bomb"].limit is Limit.PROCESSES
+        assert "stopped: processes limit reached" in results["fork-bomb"].observation
+        assert results["disk-fill"].limit is Limit.DISK
+        assert "stopped: disk limit reached" in results["disk-fill"].observation
+        assert results["memory-bomb"].limit is Limit.MEMORY
+        assert results["stdout-flood"].limit is Limit.OUTPUT
+        assert results["sigterm-sleepers"].limit is Limit.TIMEOUT
+        assert results["cpu-spin"].limit in (Limit.CPU, Limit.TIMEOUT)
+
+
+def test_suite_leaves_the_host_clean(
+    plain_results: dict[str, CaseResult], bwrap_results: dict[str, CaseResult]
+) -> None:
+    assert _host_leftovers() == []
+    assert "OPENAI_API_KEY" not in os.environ or "env-secret-" not in os.environ["OPENAI_API_KEY"]
+    assert "NEMO_TEST_SECRET" not in os.environ
+
+
+@pytest.fixture
+def no_cgroup(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This machine as it would be without a writable pids cgroup."""
+    monkeypatch.setattr(_cgroup, "pids_cgroup_root", lambda: None)
+    monkeypatch.setattr(hostile, "pids_cgroup_root", lambda: None)
+    monkeypatch.setattr("nemo_opt.sandbox.local.pids_cgroup_root", lambda: None)
+    # Keep an uncontained bomb small on a shared machine.
+    monkeypatch.setattr(hostile, "_FORK_CEILING", 120)
+    yield
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="only root is exempt from RLIMIT_NPROC")
+def test_without_a_cgroup_root_fork_bomb_is_reported_not_contained(no_cgroup: None, tmp_path: Path) -> None:
+    box = make_sandbox("plain", tmp_path / "ws", LIMITS)
+    case = hostile._case("fork-bomb")
+    gap = known_gap(case, "plain")
+    assert gap is not None and "RLIMIT_NPROC" in gap
+    assert "no process cap holds" in box.describe_containment()
+    [result] = run_suite(box, ["fork-bomb"], host=HostPaths(cwd=tmp_path))
+    assert not result.contained and "120 processes forked" in result.evidence, result.line()
+    assert _host_leftovers() == []
+
+
+def test_disk_quota_counts_many_small_files(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE caps one file; the quota caps the workspace, and a command that fills it is stopped."""
+    box = PlainSandbox(tmp_path / "ws", Limits(timeout=10, disk_mb=8, file_size_mb=4))
+    result = box.run("for i in $(seq 1 64); do head -c 1048576 /dev/urandom > f$i; done; echo finished", cwd=Path())
+    assert result.limit_hit is Limit.DISK and "finished" not in result.output, result.describe()
+    # Over the quota, writing more is stopped at once, but reading and deleting still work.
+    again = box.run("head -c 1048576 /dev/urandom > more; sleep 5", cwd=Path())
+    assert again.limit_hit is Limit.DISK and again.seconds < 2, again.describe()
+    assert box.run("ls | wc -l", cwd=Path()).ok
+    assert box.run("rm -f f* more; echo ok", cwd=Path()).ok
+    assert box.run("head -c 1048576 /dev/urandom > small", cwd=Path()).ok
+
+
+def test_disk_setting_is_threaded_through(tmp_path: Path) -> None:
+    box = sandbox_from_settings(Settings(sandbox="plain", sandbox_disk_mb=77), tmp_path / "ws")
+    assert box.limits.disk_mb == 77 and "workspace disk 77 MiB" in box.describe()
+
+
+@pytest.mark.skipif(_cgroup.pids_cgroup_root() is None, reason="no writable pids cgroup on this machine")
+def test_each_command_gets_its_own_cgroup_and_it_is_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[_cgroup.PidsCgroup] = []
+    create = _cgroup.PidsCgroup.create
+
+    def recording(max_pids: int) -> _cgroup.PidsCgroup | None:
+        group = create(max_pids)
+        if group is not None:
+            made.append(group)
+        return group
+
+    monkeypatch.setattr(_cgroup.PidsCgroup, "create", staticmethod(recording))
+    box = make_sandbox("plain", tmp_path / "ws", LIMITS)
+    result = box.run("cat /proc/self/cgroup; (setsid sleep 600 &) ; echo started", cwd=Path())
+    assert result.ok and len(made) == 1
+    assert made[0].path.name in result.output  # the command ran inside it
+    assert not made[0].path.exists()  # and it is gone, the daemon with it
+
+
+def test_unknown_case_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="fork-bomb"):
+        run_suite(make_sandbox("plain", tmp_path / "ws", LIMITS), ["no-such-case"])
+
+
+# --- nemo-opt doctor --sandbox ------------------------------------------------------------------------------------
+
+_LINE = re.compile(
+    r"^(?P<name>[a-z-]+)\s+(?P<seconds>\d+\.\d\d)s\s+(?P<observation>.+?)\s+(?P<verdict>contained|NOT CONTAINED)$"
+)
+
+
+def _doctor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, dict[str, re.Match[str]]]:
+    # The autouse fixture already made tmp_path the working directory: the nemo.toml decoy and the write into the
+    # host's working directory land there, never in the repository.
+    assert Path.cwd() == tmp_path
+    monkeypatch.setenv("NEMO_HOME", str(tmp_path / "home"))
+    done = CliRunner().invoke(cli, ["doctor", "--sandbox", *args], catch_exceptions=False)
+    lines = {m["name"]: m for line in done.output.splitlines() if (m := _LINE.match(line))}
+    return done.exit_code, lines
+
+
+def test_doctor_sandbox_plain_says_what_it_cannot_contain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, lines = _doctor(
+        tmp_path, monkeypatch, "--sandbox-kind", "plain", "--case", "tcp-connect", "--case", "fork-bomb"
+    )
+    assert code == 1
+    assert set(lines) == {"tcp-connect", "fork-bomb"}
+    assert lines["tcp-connect"]["verdict"] == "NOT CONTAINED"
+    assert lines["fork-bomb"]["verdict"] == "contained"
+    assert "stopped: processes limit reached" in lines["fork-bomb"]["observation"]
+
+
+def test_doctor_sandbox_plain_output_names_the_gaps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Path.cwd() == tmp_path
+    monkeypatch.setenv("NEMO_HOME", str(tmp_path / "home"))
+    done = CliRunner().invoke(cli, ["doctor", "--sandbox", "--sandbox-kind", "plain", "--case", "write-home"])
+    assert done.exit_code == 1
+    assert "The plain backend cannot contain 1 of these cases" in done.output
+    assert "write-home: the plain backend has no filesystem isolation" in done.output
+    assert "code can reach the network" in done.output  # describe_containment() of the plain backend
+    assert "0 of 1 cases contained by the plain sandbox." in done.output
+
+
+@SKIP_WITHOUT_BWRAP
+@pytest.mark.bwrap
+def test_doctor_sandbox_bwrap_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, lines = _doctor(
+        tmp_path, monkeypatch, "--sandbox-kind", "bwrap", "--case", "write-cwd", "--case", "setsid-daemon"
+    )
+    assert code == 0
+    assert {name: m["verdict"] for name, m in lines.items()} == {"write-cwd": "contained", "setsid-daemon": "contained"}
