@@ -5,6 +5,11 @@ without reliable tool calling (exactly one fenced bash block per reply; the agen
 command prints ``NEMO_SUBMIT`` as its first output line). Either way a submit is only accepted when the
 task's check passes; otherwise the agent is told why and keeps working. The trajectory is written after every
 step, so a crash or kill loses nothing.
+
+A reply the loop cannot act on (empty, a refusal, an unknown tool, arguments that are not JSON) goes back to
+the model as an observation saying what a usable reply looks like, and costs a step like any other; when a
+budget runs out, the reason names the unusable replies that led there. An oversized reply is cut before it
+enters the conversation and the trajectory, and the model is told so.
 """
 
 from __future__ import annotations
@@ -16,10 +21,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nemo_opt.agent.base import AgentResult, AgentStatus, AgentTask
-from nemo_opt.agent.tools import SUBMIT_MARKER, TOOL_SPECS, Observation, ToolBox, extract_bash_block
-from nemo_opt.exceptions import FormatError, LimitsExceeded, Submitted
+from nemo_opt.agent.tools import (
+    SUBMIT_MARKER,
+    TOOL_SPECS,
+    Observation,
+    ToolBox,
+    extract_bash_block,
+    shorten,
+    unusable_reply,
+)
+from nemo_opt.exceptions import FormatError, LimitsExceeded, RunFailure, Submitted
 from nemo_opt.fsutil import atomic_write_json
-from nemo_opt.llm.base import Message, Usage
+from nemo_opt.llm.base import Choice, Message, Usage
 from nemo_opt.llm.recorder import RecordedLLM
 from nemo_opt.sandbox.base import Sandbox
 from nemo_opt.workspace import Workspace
@@ -36,6 +49,36 @@ class AgentLimits:
     max_seconds: float = 1800.0
     command_timeout: float = 120.0
     observation_chars: int = 12_000
+    # Longest reply text kept in the conversation and trajectory; longer replies keep their head and tail.
+    reply_chars: int = 40_000
+
+
+class _Unusable(FormatError):
+    """A reply with nothing to act on; ``label`` names the fault for the agent's limit reason."""
+
+    def __init__(self, message: str, label: str) -> None:
+        super().__init__(message)
+        self.label = label
+
+
+class _Faults:
+    """The run of consecutive replies that could not be acted on, for the reason a budget stopped the agent."""
+
+    def __init__(self) -> None:
+        self.streak = 0
+        self.last = ""
+
+    def record(self, fault: str) -> None:
+        if fault:
+            self.streak, self.last = self.streak + 1, fault
+        else:
+            self.streak, self.last = 0, ""
+
+    def explain(self, reason: str) -> str:
+        if not self.streak:
+            return reason
+        replies = "reply" if self.streak == 1 else f"{self.streak} replies"
+        return f"{reason}; the model's last {replies} could not be acted on (last: {self.last})"
 
 
 class ToolLoopAgent:
@@ -68,9 +111,14 @@ class ToolLoopAgent:
         trajectory = self.workspace.trajectories / f"{task.name}.json"
         events: list[dict[str, Any]] = _previous_events(trajectory) if history else []
         status, reason, summary = AgentStatus.FAILED, "", ""
+        faults = _Faults()
+        largest = 0  # completion tokens of the longest reply, so a token-limit stop says where the budget went
         try:
             while True:
-                self._check_limits(steps, usage, time.monotonic() - started)
+                try:
+                    self._check_limits(steps, usage, time.monotonic() - started, largest)
+                except LimitsExceeded as exc:
+                    raise LimitsExceeded(faults.explain(str(exc))) from None
                 steps += 1
                 step_started = time.monotonic()
                 completion = self.llm.complete(
@@ -80,23 +128,34 @@ class ToolLoopAgent:
                     template=task.template,
                 )
                 usage = usage + completion.usage
-                reply = completion.first.as_message()
+                largest = max(largest, completion.usage.completion_tokens)
+                choice = completion.first
+                reply, note = self._kept(choice)
                 messages.append(reply)
                 timeout = min(self.limits.command_timeout, max(1.0, self.limits.max_seconds - (step_started - started)))
+                fault = ""
                 try:
-                    observations = self._act(task, toolbox, reply, timeout)
+                    observations, fault = self._act(task, toolbox, choice.as_message(), timeout)
                 except FormatError as exc:
                     observations = [Message("user", str(exc))]
+                    fault = exc.label if isinstance(exc, _Unusable) else "unusable reply"
                 except Submitted as done:
                     observations = [m for m in done.observations if isinstance(m, Message)]
                     status, summary = AgentStatus.SUBMITTED, done.summary
+                faults.record(fault)
+                observations = _with_note(observations, note)
                 messages.extend(observations)
-                events.append(_event(steps, reply, observations, step_started))
+                events.append(_event(steps, reply, observations, step_started, fault))
                 self._save(trajectory, task, messages, events, usage, steps, status, reason)
                 if status is AgentStatus.SUBMITTED:
                     break
         except LimitsExceeded as exc:
             status, reason = AgentStatus.LIMITS_EXCEEDED, str(exc)
+        except RunFailure as exc:
+            # The model service failed past its retries (or the cost ceiling was reached): the trajectory
+            # records why this agent stopped, and the caller decides what the run does about it.
+            reason = f"the model call of step {steps} failed: {exc}"
+            raise
         finally:
             self._save(trajectory, task, messages, events, usage, steps, status, reason)
         return AgentResult(
@@ -111,24 +170,49 @@ class ToolLoopAgent:
             summary=summary,
         )
 
-    def _check_limits(self, steps: int, usage: Usage, elapsed: float) -> None:
+    def _check_limits(self, steps: int, usage: Usage, elapsed: float, largest: int = 0) -> None:
         if steps >= self.limits.max_steps:
             raise LimitsExceeded(f"step limit of {self.limits.max_steps} reached")
         if usage.total_tokens >= self.limits.max_tokens:
-            raise LimitsExceeded(f"token limit of {self.limits.max_tokens} reached ({usage.total_tokens} used)")
+            raise LimitsExceeded(
+                f"token limit of {self.limits.max_tokens} reached ({usage.total_tokens} used; the longest reply "
+                f"alone took {largest} completion tokens)"
+            )
         if elapsed >= self.limits.max_seconds:
             raise LimitsExceeded(f"time limit of {self.limits.max_seconds:.0f}s reached")
 
-    def _act(self, task: AgentTask, toolbox: ToolBox, reply: Message, timeout: float) -> list[Message]:
-        """Carry out one reply and return the observations. Raises Submitted (accepted) or FormatError."""
+    def _kept(self, choice: Choice) -> tuple[Message, str]:
+        """The reply as it enters the conversation, cut to ``reply_chars``, and a note for the model if cut.
+
+        The full reply is still acted on; only what is stored (and sent back with every later request) is cut,
+        so one runaway reply cannot fill the context window or the token budget of every following step.
+        """
+        reply = choice.as_message()
+        limit = self.limits.reply_chars
+        if len(reply.content) <= limit:
+            return reply, ""
+        cut = "" if choice.finish_reason != "length" else " (the server stopped it at its token limit)"
+        note = (
+            f"Note: your last reply was {len(reply.content):,} characters long{cut}, over the limit of {limit:,}; "
+            "only its beginning and end were kept in this conversation. Keep replies short: put long content "
+            "in files with write_file, and print only what you need to see."
+        )
+        return Message("assistant", shorten(reply.content, limit), reply.tool_calls, reply.tool_call_id), note
+
+    def _act(self, task: AgentTask, toolbox: ToolBox, reply: Message, timeout: float) -> tuple[list[Message], str]:
+        """Carry out one reply; return the observations and, if nothing usable was in it, a label of the fault.
+
+        Raises Submitted (accepted) or :class:`_Unusable`."""
         if self.protocol == "tools" and reply.tool_calls:
             out: list[Message] = []
             accepted: str | None = None
+            call_faults: list[str] = []
             for call in reply.tool_calls:
                 if accepted is not None:
                     out.append(Message("tool", "Not run: the work was already submitted.", tool_call_id=call.id))
                     continue
                 observation = toolbox.call(call, timeout)
+                call_faults.append(observation.fault)
                 if observation.submit:
                     verdict = task.accept()
                     if verdict.ok:
@@ -139,25 +223,22 @@ class ToolLoopAgent:
                 out.append(Message("tool", observation.text, tool_call_id=call.id))
             if accepted is not None:
                 raise Submitted(accepted, list(out))
-            return out
+            # Only a reply whose every call was malformed did nothing; one good call is progress.
+            return out, call_faults[-1] if call_faults and all(call_faults) else ""
         # Text protocol, and tool-protocol replies that fell back to writing a bash block in prose.
         try:
             command = extract_bash_block(reply.content)
         except FormatError:
-            if self.protocol == "tools":
-                raise FormatError(
-                    "Your reply called no tool. Use the tools to work (bash, read_file, write_file, edit_file), "
-                    "and call submit when the work is complete and checked."
-                ) from None
-            raise
+            label, message = unusable_reply(reply.content, self.protocol)
+            raise _Unusable(message, label) from None
         result, text = toolbox.run_bash(command, timeout)
         first_line = result.output.lstrip().split("\n", 1)[0].strip()
         if first_line == SUBMIT_MARKER:
             verdict = task.accept()
             if verdict.ok:
-                raise Submitted(reply.content)
-            return [Message("user", _refusal(verdict.reason))]
-        return [Message("user", text)]
+                raise Submitted(shorten(reply.content, self.limits.reply_chars))
+            return [Message("user", _refusal(verdict.reason))], ""
+        return [Message("user", text)], ""
 
     def _save(
         self,
@@ -188,13 +269,26 @@ class ToolLoopAgent:
         )
 
 
-def _event(step: int, reply: Message, observations: list[Message], started: float) -> dict[str, Any]:
-    return {
+def _event(step: int, reply: Message, observations: list[Message], started: float, fault: str) -> dict[str, Any]:
+    event: dict[str, Any] = {
         "step": step,
         "seconds": round(time.monotonic() - started, 3),
         "reply": reply.to_dict(),
         "observations": [m.content for m in observations],
     }
+    if fault:
+        event["fault"] = fault
+    return event
+
+
+def _with_note(observations: list[Message], note: str) -> list[Message]:
+    """Prepend ``note`` to the first observation, so roles keep alternating for strict chat templates."""
+    if not note:
+        return observations
+    if not observations:
+        return [Message("user", note)]
+    first = observations[0]
+    return [Message(first.role, f"{note}\n\n{first.content}", first.tool_calls, first.tool_call_id), *observations[1:]]
 
 
 def _refusal(reason: str) -> str:

@@ -14,7 +14,17 @@ from nemo_opt.llm.base import ToolCall, ToolSpec
 from nemo_opt.sandbox.base import ExecResult, Sandbox
 from nemo_opt.workspace import Workspace
 
-__all__ = ["SUBMIT_MARKER", "TOOL_SPECS", "ToolBox", "extract_bash_block", "shorten"]
+__all__ = [
+    "SUBMIT_MARKER",
+    "TOOL_NAMES",
+    "TOOL_SPECS",
+    "Observation",
+    "ToolBox",
+    "extract_bash_block",
+    "is_refusal",
+    "shorten",
+    "unusable_reply",
+]
 
 SUBMIT_MARKER = "NEMO_SUBMIT"
 
@@ -67,6 +77,17 @@ TOOL_SPECS: list[ToolSpec] = [
     ),
 ]
 TOOL_NAMES = [spec.name for spec in TOOL_SPECS]
+_CALL_ONE_OF = f"call one of: {', '.join(TOOL_NAMES)}"
+
+# Openings of replies that decline the task instead of working on it. Only short replies without a tool call
+# or command are checked, so a model quoting such a phrase while working is never mistaken for a refusal.
+_REFUSAL = re.compile(
+    r"^\W*(i'?m sorry|sorry|unfortunately|as an ai)?[\s,.!:-]*(but\s+)?"
+    r"(i|we)\s*(can ?not|can'?t|won'?t|will not|am unable to|am not able to|'m unable to|'m not able to|must decline)"
+    r"|\bi (can ?not|can'?t|won'?t) (help|assist|comply|do that|continue)",
+    re.IGNORECASE,
+)
+_REFUSAL_MAX_CHARS = 1000
 
 _FENCE = re.compile(r"```(?P<lang>[\w+-]*)[ \t]*\n(?P<body>.*?)(?:\n)?```", re.DOTALL)
 
@@ -97,13 +118,57 @@ def extract_bash_block(text: str) -> str:
     )
 
 
+def is_refusal(text: str) -> bool:
+    """Whether a reply (that did nothing) only declines the task, e.g. "I can't help with that"."""
+    stripped = text.strip().replace("\u2019", "'")
+    return bool(stripped) and len(stripped) <= _REFUSAL_MAX_CHARS and _REFUSAL.search(stripped) is not None
+
+
+def unusable_reply(text: str, protocol: str) -> tuple[str, str]:
+    """Why a reply that carried no tool call (or no single bash block) could not be acted on.
+
+    Returns a short label for the agent's limit reason and the observation sent back to the model, which
+    says what a usable reply looks like.
+    """
+    how = (
+        f"Work with the tools ({_CALL_ONE_OF}); call submit when the work is complete and checked."
+        if protocol == "tools"
+        else "Every reply must contain exactly one fenced ```bash block; to finish, run `echo NEMO_SUBMIT`."
+    )
+    if not text.strip():
+        return (
+            "empty reply",
+            f"Your reply was empty: no text and no {'tool call' if protocol == 'tools' else 'command'}. {how}",
+        )
+    if is_refusal(text):
+        quoted = shorten(" ".join(text.split()), 200)
+        return (
+            f"refusal ({quoted!r})",
+            f"Your reply declined the task ({quoted!r}). This is a legitimate optimization-modelling task: you "
+            "write and run Python code in your own sandboxed working directory, with no network and no access "
+            f"outside it. Please continue with the task. {how}",
+        )
+    if protocol == "tools":
+        return "no tool call", f"Your reply called no tool. {how}"
+    try:
+        extract_bash_block(text)
+    except FormatError as exc:
+        return "no single bash block", str(exc)
+    return "unusable reply", how
+
+
 @dataclass
 class Observation:
-    """What a tool call produced; ``submit`` is set when the call asked to finish."""
+    """What a tool call produced; ``submit`` is set when the call asked to finish.
+
+    ``fault`` names a malformed call (unknown tool, arguments that are not a JSON object, a missing argument),
+    so the agent loop can tell a model that keeps sending unusable calls from one that is working.
+    """
 
     text: str
     submit: bool = False
     summary: str = ""
+    fault: str = ""
 
 
 class ToolBox:
@@ -123,22 +188,36 @@ class ToolBox:
     def call(self, tool_call: ToolCall, timeout: float | None = None) -> Observation:
         """Run one native tool call; mistakes come back as observations the model can act on."""
         if tool_call.name not in TOOL_NAMES:
-            return Observation(f"Error: there is no tool named '{tool_call.name}'. Available: {', '.join(TOOL_NAMES)}.")
+            name = shorten(tool_call.name, 80)
+            return Observation(
+                f"Error: there is no tool named {name!r}; nothing was run. Send the call again and {_CALL_ONE_OF}.",
+                fault=f"unknown tool {name!r}",
+            )
         try:
             args = json.loads(tool_call.arguments or "{}")
         except json.JSONDecodeError as exc:
+            sent = shorten(tool_call.arguments, 200)
             return Observation(
-                f"Error: the arguments of your {tool_call.name} call are not valid JSON ({exc.msg} at position "
-                f"{exc.pos}). Send the call again with a valid JSON object."
+                f"Error: your {tool_call.name} call's arguments were not valid JSON ({exc.msg} at position "
+                f"{exc.pos}): {sent!r}; nothing was run. Send the call again with the arguments as one JSON "
+                f"object; {_CALL_ONE_OF}.",
+                fault=f"invalid JSON arguments for {tool_call.name}",
             )
         if not isinstance(args, dict):
-            return Observation(f"Error: the arguments of {tool_call.name} must be a JSON object.")
+            return Observation(
+                f"Error: the arguments of {tool_call.name} must be a JSON object, not {type(args).__name__}; "
+                "nothing was run.",
+                fault=f"non-object arguments for {tool_call.name}",
+            )
         try:
             return self._dispatch(tool_call.name, args, timeout)
         except BadInput as exc:
             return Observation(f"Error: {exc}")
         except KeyError as exc:
-            return Observation(f"Error: {tool_call.name} needs the argument {exc.args[0]!r}.")
+            return Observation(
+                f"Error: {tool_call.name} needs the argument {exc.args[0]!r}; nothing was run.",
+                fault=f"missing argument {exc.args[0]!r} for {tool_call.name}",
+            )
         except (OSError, UnicodeDecodeError) as exc:
             return Observation(f"Error: {tool_call.name} failed: {exc}")
 

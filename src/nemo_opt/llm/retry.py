@@ -276,13 +276,40 @@ def translate_failure(
             )
         return LLMRejected(f"{where} rejected the request ({failure.detail}).")
     if failure.kind is FailureKind.BAD_RESPONSE:
-        return LLMBadResponse(f"{where} sent a reply that cannot be used{after}: {failure.detail}.")
+        return LLMBadResponse(
+            f"{where} sent a reply that cannot be used{after}: {failure.detail}. Check that the URL is an "
+            "OpenAI-compatible chat-completions endpoint (it usually ends in /v1) and that the server is healthy; "
+            "if the fault comes and goes, raise llm_max_retries (NEMO_LLM_MAX_RETRIES)."
+        )
     if failure.kind is FailureKind.TIMEOUT:
         return LLMUnavailable(
             f"{where} did not answer within the {timeout:g} s timeout{after}. Check that the server is running "
             "and not overloaded, or raise llm_timeout (NEMO_LLM_TIMEOUT) for slow models."
         )
+    if failure.kind is FailureKind.STATUS and failure.status == 429:
+        return LLMUnavailable(
+            f"{where} kept rate-limiting the requests{after} ({failure.detail}). Wait and run again, lower "
+            "llm_concurrency (NEMO_LLM_CONCURRENCY), or allow longer waits with llm_max_retries and "
+            "llm_backoff_max."
+        )
+    if failure.kind is FailureKind.STATUS:
+        return LLMUnavailable(
+            f"{where} kept failing with a server error{after} ({failure.detail}). Check the server's log and "
+            "that it has the model loaded, then run again; raise llm_max_retries to ride out longer outages."
+        )
     return LLMUnavailable(
-        f"Could not get a reply from {where}{after}; last error: {failure.detail}. Check that the server is "
-        "running and that the URL is right."
+        f"Could not get a reply from {where}{after}: {_connection_fault(failure.detail)}; last error: "
+        f"{failure.detail}. Check that the server is running and that the URL is right."
     )
+
+
+def _connection_fault(detail: str) -> str:
+    """A short name for a connection failure, read from the transport's message."""
+    lowered = detail.lower()
+    if "refused" in lowered:
+        return "the connection was refused (nothing listens at that address)"
+    if "disconnected" in lowered or "closed" in lowered or "reset" in lowered or "incomplete" in lowered:
+        return "the server closed the connection before the reply was complete"
+    if "name or service" in lowered or "nodename" in lowered or "resolve" in lowered:
+        return "the host name could not be resolved"
+    return "the connection failed"

@@ -8,12 +8,15 @@ Usage::
         assert server.chat_requests[0]["messages"][0]["content"] == "hi"
 
 Replies can inject faults: an error ``status`` (with an OpenAI-style error body), ``headers`` such as
-``Retry-After``, a ``delay`` before answering, or a ``raw_body`` sent verbatim.
+``Retry-After``, a ``delay`` before answering, or a ``raw_body`` sent verbatim. A :class:`Hangup` reply
+closes the connection without answering (or after part of the body), and a server started with
+``listening=False`` holds its port without accepting, so connections are refused until :meth:`listen`.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -25,9 +28,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from nemo_opt.testing.scripted import Script, as_script_function, estimate_tokens, reply_usage
+from nemo_opt.testing.scripted import Reply, Script, as_script_function, estimate_tokens, reply_usage
 
-__all__ = ["OpenAICompatServer", "RecordedRequest"]
+__all__ = ["Hangup", "OpenAICompatServer", "RecordedRequest"]
+
+
+@dataclass
+class Hangup(Reply):
+    """A server-only fault: after ``delay``, drop the connection instead of answering.
+
+    ``partial`` sends the status line, headers and that many bytes of a body announced as longer, so the
+    client sees the connection end in the middle of the reply; None closes before sending a byte.
+    :class:`~nemo_opt.testing.scripted.ScriptedLLM` treats it as an ordinary (empty) reply.
+    """
+
+    partial: int | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class _Answer:
     payload: bytes
     headers: dict[str, str]
     delay: float = 0.0
+    hangup: int | None = None  # None: answer; -1: close at once; n >= 0: close after n bytes of the body
 
 
 def _json_answer(status: int, data: Any, headers: dict[str, str] | None = None, delay: float = 0.0) -> _Answer:
@@ -79,6 +95,9 @@ class _Handler(BaseHTTPRequestHandler):
         answer = owner.answer(method, path, body, bad_json=bool(raw) and body is None)
         if answer.delay > 0 and owner.stopping.wait(answer.delay):
             return
+        if answer.hangup is not None:
+            self._hang_up(answer)
+            return
         try:
             self.send_response(answer.status)
             self.send_header("Content-Type", "application/json")
@@ -89,6 +108,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(answer.payload)
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (e.g. its timeout fired during a scripted delay); nothing left to do.
+            return
+
+    def _hang_up(self, answer: _Answer) -> None:
+        """Drop the connection: at once, or after the headers and ``answer.hangup`` bytes of a longer body."""
+        self.close_connection = True
+        try:
+            if answer.hangup is not None and answer.hangup >= 0:
+                self.send_response(answer.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(max(len(answer.payload), answer.hangup + 1)))
+                self.end_headers()
+                self.wfile.write(answer.payload[: answer.hangup])
+                self.wfile.flush()
+            # shutdown() rather than close(): the socket server closes the socket itself afterwards.
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
             return
 
     def do_GET(self) -> None:
@@ -103,7 +138,13 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, owner: OpenAICompatServer) -> None:
         self.owner = owner
-        super().__init__(("127.0.0.1", 0), _Handler)
+        # Bound now, listening later: until server_activate() the kernel refuses connections to the port.
+        super().__init__(("127.0.0.1", 0), _Handler, bind_and_activate=False)
+        try:
+            self.server_bind()
+        except OSError:
+            self.server_close()
+            raise
 
 
 class OpenAICompatServer:
@@ -122,10 +163,13 @@ class OpenAICompatServer:
         model: str = "scripted",
         ignore_n: bool = False,
         embed: Callable[[list[str]], list[list[float]]] | None = None,
+        listening: bool = True,
     ) -> None:
         """``embed`` answers ``POST /v1/embeddings`` (texts in, one vector per text out); without it that route
-        is a 404, like a chat-only server."""
+        is a 404, like a chat-only server. ``listening=False`` makes :meth:`start` reserve the port without
+        accepting connections (clients get "connection refused") until :meth:`listen` is called."""
         self.model = model
+        self.listening = listening
         self.ignore_n = ignore_n
         self._embed = embed
         self.stopping = threading.Event()
@@ -210,6 +254,10 @@ class OpenAICompatServer:
         messages: list[dict[str, Any]] = body["messages"]
         tools = body.get("tools") or None
         first = self._script(messages, tools)
+        if isinstance(first, Hangup):
+            hangup = -1 if first.partial is None else max(0, first.partial)
+            payload = (first.raw_body or '{"id": "chatcmpl-cut", "object": "chat.completion", "choices": [').encode()
+            return _Answer(first.status, payload, first.headers, first.delay, hangup)
         if first.status != 200:
             return _error_answer(first.status, first.text, first.headers, first.delay)
         if first.raw_body is not None:
@@ -241,23 +289,38 @@ class OpenAICompatServer:
         return _json_answer(200, data, first.headers, first.delay)
 
     def start(self) -> OpenAICompatServer:
-        """Bind a free port and serve in a background thread."""
+        """Bind a free port and serve in a background thread (unless created with ``listening=False``)."""
         if self._httpd is not None:
             raise RuntimeError("the server is already running")
         self.stopping.clear()
         self._httpd = _Server(self)
+        if self.listening:
+            self._serve()
+        return self
+
+    def listen(self) -> None:
+        """Start accepting connections on the reserved port (for a server created with ``listening=False``)."""
+        if self._httpd is None:
+            raise RuntimeError("the server is not running; use it as a context manager or call start()")
+        if self._thread is None:
+            self.listening = True
+            self._serve()
+
+    def _serve(self) -> None:
+        assert self._httpd is not None
+        self._httpd.server_activate()
         # A short poll interval keeps close() fast: shutdown() waits for the serving loop to notice.
         serve = partial(self._httpd.serve_forever, poll_interval=0.02)
         self._thread = threading.Thread(target=serve, name="openai-compat-server", daemon=True)
         self._thread.start()
-        return self
 
     def close(self) -> None:
         """Stop serving, wake any delayed answers, and release the port."""
         if self._httpd is None:
             return
         self.stopping.set()
-        self._httpd.shutdown()
+        if self._thread is not None:
+            self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
