@@ -101,6 +101,10 @@ class Settings(BaseModel):
     agent_protocol: Literal["tools", "text"] = Field(
         "tools", description="tools: native tool calls; text: one fenced bash block per reply."
     )
+    agent_backend: Literal["builtin", "mini-swe-agent"] = Field(
+        "builtin",
+        description="builtin: nemo-opt's agent loop; mini-swe-agent: its loop, same sandbox (minisweagent extra).",
+    )
     agent_max_steps: int = Field(40, ge=1, description="Most model turns one agent may take.")
     agent_max_tokens: int = Field(600_000, ge=1, description="Most tokens (in + out) one agent may spend.")
     agent_max_seconds: float = Field(1800.0, gt=0, description="Wall-clock budget of one agent, in seconds.")
