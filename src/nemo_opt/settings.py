@@ -32,6 +32,10 @@ def _default_home() -> Path:
     return Path(platformdirs.user_data_dir("nemo-opt", appauthor=False))
 
 
+# Defaults that change when the model is a local GGUF (see Settings._local_model_profile).
+LOCAL_MODEL_PROFILE: dict[str, Any] = {"agent_protocol": "text", "llm_concurrency": 1, "llm_timeout": 1800.0}
+
+
 class Settings(BaseModel):
     """Every knob of nemo-opt. Each field's description is its one-line documentation."""
 
@@ -58,6 +62,22 @@ class Settings(BaseModel):
     llm_max_tokens: int | None = Field(None, gt=0, description="Cap on tokens per reply (None: the server's).")
     max_cost_usd: float | None = Field(None, gt=0, description="Cost ceiling per run in USD (None: no ceiling).")
     llm_concurrency: int = Field(16, ge=1, description="Most calls in flight to one model at once, per process.")
+    run_max_seconds: float | None = Field(
+        10_800.0,
+        gt=0,
+        description="Wall-clock limit of one run (or one resume of it), seconds; no model call starts after it "
+        "(None: no limit).",
+    )
+    local_server_python: str | None = Field(
+        None, description="Python with llama-cpp-python[server] for local:…gguf models (default: this one)."
+    )
+    local_n_ctx: int = Field(16384, ge=512, description="Context length of a local model server, tokens.")
+    local_threads: int = Field(0, ge=0, description="CPU threads of a local model server (0: llama.cpp's choice).")
+    local_cache_mb: int = Field(2048, ge=0, description="RAM prompt cache of a local model server, MiB (0: off).")
+    local_start_timeout: float = Field(300.0, gt=0, description="Seconds to wait for a local model server to start.")
+    hf_endpoint: str = Field(
+        "https://huggingface.co", description="Hub that local:hf:OWNER/REPO/FILE.gguf downloads from."
+    )
 
     # --- embeddings and memory ----------------------------------------------------------------------------
     embedder: str = Field(
@@ -131,6 +151,16 @@ class Settings(BaseModel):
     )
 
     @model_validator(mode="after")
+    def _local_model_profile(self) -> Settings:
+        """A local llama.cpp model serves one request at a time, slowly, and calls tools unreliably: unless set
+        explicitly, use the plain-text agent protocol, one request in flight and a long reply timeout."""
+        if self.model and self.model.strip().startswith("local:"):
+            for name, value in LOCAL_MODEL_PROFILE.items():
+                if name not in self.model_fields_set:
+                    object.__setattr__(self, name, value)
+        return self
+
+    @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
         object.__setattr__(self, "home", self.home.expanduser())
         for name in ("runs_dir", "benchmarks_dir", "memory_dir", "embed_model_dir", "embed_cache"):
@@ -158,6 +188,11 @@ class Settings(BaseModel):
     def embed_cache_path(self) -> Path:
         """The SQLite embedding cache."""
         return self.embed_cache or self.home / "cache" / "embeddings.db"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where downloaded model files are kept."""
+        return self.home / "models"
 
     @property
     def cache_path(self) -> Path:

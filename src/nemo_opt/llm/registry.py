@@ -6,6 +6,8 @@ Accepted forms::
     openai-compatible:MODEL@URL    any OpenAI-compatible server (NEMO_API_KEY if it needs a key)
     ollama:MODEL                   Ollama's OpenAI-compatible endpoint ($OLLAMA_HOST or 127.0.0.1:11434)
     anthropic:MODEL                Anthropic Messages API (ANTHROPIC_API_KEY; needs the anthropic extra)
+    local:PATH.gguf                a GGUF file served by a managed llama.cpp child process (nemo_opt.llm.local)
+    local:hf:OWNER/REPO/FILE.gguf  the same, downloaded from the Hugging Face hub first
 
 API keys are read from the environment when a backend is built, never from settings or files.
 """
@@ -26,7 +28,7 @@ from nemo_opt.settings import Settings
 
 __all__ = ["PROVIDERS", "ModelRef", "create_llm", "parse_model_name", "resolve_endpoint"]
 
-PROVIDERS = ("openai", "openai-compatible", "ollama", "anthropic")
+PROVIDERS = ("openai", "openai-compatible", "ollama", "anthropic", "local")
 OLLAMA_URL = "http://127.0.0.1:11434/v1"
 # Local servers ignore the key, but the SDK refuses to send a request without one.
 _PLACEHOLDER_KEY = "not-needed"
@@ -39,7 +41,8 @@ _FORMS = f"""Use one of:
   openai:MODEL                  e.g. openai:gpt-4.1              (key from OPENAI_API_KEY)
   anthropic:MODEL               e.g. anthropic:claude-sonnet-4-5 (key from ANTHROPIC_API_KEY)
   ollama:MODEL                  e.g. ollama:qwen2.5-coder:32b    (server at $OLLAMA_HOST or {OLLAMA_URL})
-  openai-compatible:MODEL@URL   e.g. openai-compatible:qwen@http://127.0.0.1:8080/v1 (NEMO_API_KEY if needed)"""
+  openai-compatible:MODEL@URL   e.g. openai-compatible:qwen@http://127.0.0.1:8080/v1 (NEMO_API_KEY if needed)
+  local:PATH.gguf               e.g. local:models/qwen2.5-coder-1.5b-q4_k_m.gguf (managed llama.cpp server)"""
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,8 @@ def create_llm(name: str, settings: Settings, *, environ: Mapping[str, str] | No
     """
     ref, key = resolve_endpoint(name, environ=environ)
     label = name.strip()
+    if ref.provider == "local":
+        return _local_llm(ref, settings, label)
     if ref.provider == "anthropic":
         return AnthropicChat(ref.model, settings, api_key=key, base_url=ref.base_url or ANTHROPIC_URL, name=label)
     return OpenAIChat(
@@ -150,3 +155,20 @@ def create_llm(name: str, settings: Settings, *, environ: Mapping[str, str] | No
         official=ref.provider == "openai",
         name=label,
     )
+
+
+def _local_llm(ref: ModelRef, settings: Settings, label: str) -> LLM:
+    """Start (or reuse) the managed llama.cpp server for the GGUF file and talk to it like any other server."""
+    from nemo_opt.llm import local  # imported here: only local models need it
+
+    path = local.resolve_gguf(ref.model, models_dir=settings.models_dir, endpoint=settings.hf_endpoint)
+    server = local.local_server(
+        path,
+        python=settings.local_server_python,
+        n_ctx=settings.local_n_ctx,
+        threads=settings.local_threads,
+        cache_mb=settings.local_cache_mb,
+        log_dir=settings.home / "logs",
+        start_timeout=settings.local_start_timeout,
+    )
+    return OpenAIChat(server.alias, settings, api_key=_PLACEHOLDER_KEY, base_url=server.base_url, name=label)

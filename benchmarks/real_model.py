@@ -1,0 +1,134 @@
+"""A real local model on benchmark items: the full pipeline vs. a single-call baseline, with the same model.
+
+    python benchmarks/real_model.py --gguf /path/qwen2.5-coder-1.5b-q4_k_m.gguf --limit 10 --mode both
+
+The model runs as a managed llama.cpp server (``local:PATH.gguf``; ``--server-python`` names a Python with
+llama-cpp-python[server] when this one has none). For each of the first ``--limit`` items of ``--bench``:
+
+- **baseline**: one prompt asking for a complete PuLP program that prints the optimal objective, at temperature
+  0; the program runs once in the sandbox; its printed objective is read like a reference program's;
+- **pipeline**: ``Pipeline.solve`` with the settings given (defaults: the local-model profile).
+
+Scored with the ``strict`` preset. Prints one row per item and mode, then accuracy, verified rate, seconds and
+tokens per item; ``--json FILE`` keeps every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from nemo_opt.bench.datasets import BenchItem, load_dataset  # noqa: E402
+from nemo_opt.bench.oracle import parse_objective  # noqa: E402
+from nemo_opt.bench.scoring import is_correct  # noqa: E402
+from nemo_opt.llm.base import Message  # noqa: E402
+from nemo_opt.llm.registry import create_llm  # noqa: E402
+from nemo_opt.pipeline import Pipeline  # noqa: E402
+from nemo_opt.sandbox import sandbox_from_settings  # noqa: E402
+from nemo_opt.settings import Settings, load_settings  # noqa: E402
+
+BASELINE_PROMPT = """Write a complete Python program that solves this optimization problem with PuLP and prints
+the optimal objective value. Start with `from pulp import *`. Reply with the program in one ```python block.
+
+{question}"""
+_CODE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
+
+
+def baseline(item: BenchItem, settings: Settings) -> dict[str, Any]:
+    """One prompt, one program, one run."""
+    llm = create_llm(settings.model or "", settings)
+    started = time.monotonic()
+    reply = llm.complete([Message("user", BASELINE_PROMPT.format(question=item.question))], temperature=0.0)
+    text = reply.choices[0].text if reply.choices else ""
+    blocks = _CODE.findall(text)
+    code = max(blocks, key=len) if blocks else text
+    with tempfile.TemporaryDirectory(prefix="nemo-baseline-") as folder:
+        root = Path(folder)
+        (root / "model.py").write_text(code)
+        run = sandbox_from_settings(settings, root).run("python model.py", cwd=root, timeout=120)
+    status, objective = parse_objective(run.output, None) if run.exit_code == 0 else ("error", None)
+    return {
+        "status": status,
+        "objective": objective,
+        "verified": False,
+        "seconds": time.monotonic() - started,
+        "tokens": reply.usage.prompt_tokens + reply.usage.completion_tokens,
+        "error": "" if run.exit_code == 0 else run.output.strip().splitlines()[-1:],
+    }
+
+
+def pipeline(item: BenchItem, settings: Settings) -> dict[str, Any]:
+    result = Pipeline(settings).solve(item.question, item_id=item.id)
+    usage = result.usage or {}
+    return {
+        "status": result.status,
+        "objective": result.objective,
+        "verified": result.verified,
+        "seconds": result.seconds,
+        "tokens": int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0)),
+        "error": result.error or "",
+        "run": result.run_id,
+        "pass_at_1": result.pass_at_1,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gguf", required=True, type=Path)
+    parser.add_argument("--server-python", help="Python with llama-cpp-python[server] (default: this one)")
+    parser.add_argument("--bench", default="nl4opt")
+    parser.add_argument("--limit", type=int, default=10)
+    parser.add_argument("--skip", type=int, default=0, help="start after this many items")
+    parser.add_argument("--mode", choices=["baseline", "pipeline", "both"], default="both")
+    parser.add_argument("--set", action="append", default=[], help="setting=value for the pipeline (repeatable)")
+    parser.add_argument("--json", type=Path, help="append every row to this JSONL file")
+    args = parser.parse_args()
+
+    overrides: dict[str, Any] = {"model": f"local:{args.gguf}", "local_server_python": args.server_python}
+    for pair in args.set:
+        key, _, value = pair.partition("=")
+        overrides[key] = value
+    settings = load_settings(overrides)
+    items = load_dataset(args.bench, settings.benchmarks_dir).items[args.skip : args.skip + args.limit]
+    modes = ["baseline", "pipeline"] if args.mode == "both" else [args.mode]
+    rows: list[dict[str, Any]] = []
+    for mode in modes:
+        for item in items:
+            row = (baseline if mode == "baseline" else pipeline)(item, settings)
+            row.update(mode=mode, id=item.id, gold=item.answer)
+            row["correct"] = bool(is_correct("strict", item.gold, item.answer, row["status"], row["objective"]))
+            rows.append(row)
+            print(
+                f"{mode:9} {item.id:14} gold {item.answer!s:>10} got {row['objective']!s:>12} {row['status']:10} "
+                f"{'✓' if row['correct'] else '✗'} {'verified' if row['verified'] else '':8} "
+                f"{row['seconds']:7.1f}s {row['tokens']:7} tok {str(row['error'])[:80]}",
+                flush=True,
+            )
+            if args.json:
+                with args.json.open("a") as handle:
+                    handle.write(json.dumps(row, default=str) + "\n")
+    print()
+    print(f"{'mode':9} {'correct':>8} {'verified':>9} {'s/item':>8} {'tok/item':>9}")
+    for mode in modes:
+        mine = [r for r in rows if r["mode"] == mode]
+        if not mine:
+            continue
+        n = len(mine)
+        correct = sum(r["correct"] for r in mine)
+        verified = sum(bool(r["verified"]) for r in mine)
+        seconds = sum(r["seconds"] for r in mine) / n
+        tokens = sum(r["tokens"] for r in mine) / n
+        print(f"{mode:9} {correct:>4}/{n:<3} {verified:>5}/{n:<3} {seconds:8.1f} {tokens:9.0f}")
+
+
+if __name__ == "__main__":
+    main()
