@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_json", "atomic_write_text", "read_json", "to_jsonable"]
+__all__ = ["atomic_copy", "atomic_write_json", "atomic_write_text", "read_json", "to_jsonable"]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -21,6 +22,21 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_copy(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` so that readers see either the old or the whole new file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle, source.open("rb") as src:
+            shutil.copyfileobj(src, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -57,6 +57,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     error_kind: ErrorKind | None = None
+    resumes: int = 0  # how many times the run was resumed after a kill or a stop
 
     @property
     def exit_code(self) -> int:

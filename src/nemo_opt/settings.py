@@ -97,6 +97,11 @@ class Settings(BaseModel):
     memory_grow: bool = Field(False, description="Add every verified run to memory automatically.")
 
     # --- pipeline ----------------------------------------------------------------------------------------
+    max_problem_chars: int = Field(
+        200_000,
+        ge=1_000,
+        description="Longest problem description accepted, in characters (its text is resent on every agent turn).",
+    )
     extractions: int = Field(5, ge=1, description="Number of sampled extractions (n).")
     mbr: bool = Field(True, description="Choose among extractions by component-wise MBR and a judge (off: first).")
     mbr_top_q: int = Field(3, ge=1, description="Candidates with the highest MBR utility shown to the judge (q).")

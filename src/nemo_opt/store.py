@@ -1,4 +1,6 @@
-"""The run store: one SQLite file (WAL mode) with runs, their stages and every model call.
+"""The run store: one SQLite file (WAL mode) with runs, their stages, every model call and every reply.
+
+The replies (``llm_replies``) are the journal a resumed run replays (see :mod:`nemo_opt.llm.journal`).
 
 Each thread gets its own connection, so concurrent agents and benchmark workers can write at once.
 The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` upgrades old files in place.
@@ -100,6 +102,19 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (bench_run, item_id)
     );
     """,
+    """
+    ALTER TABLE runs ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN resumed_at REAL;
+    CREATE TABLE llm_replies (
+        run_id TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        ordinal INTEGER NOT NULL,
+        prefix_sha256 TEXT NOT NULL,
+        reply_json TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (run_id, stream, ordinal)
+    );
+    """,
 ]
 
 
@@ -184,6 +199,16 @@ class RunStore:
                 ),
             )
 
+    def mark_resumed(self, run_id: str) -> int:
+        """Set a killed or failed run running again and count the resume; returns how many resumes it has had."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE runs SET status='running', finished_at=NULL, resumes=resumes+1, resumed_at=? WHERE id=?",
+                (time.time(), run_id),
+            )
+            row = conn.execute("SELECT resumes FROM runs WHERE id=?", (run_id,)).fetchone()
+        return int(row["resumes"]) if row else 0
+
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         row = self._connect().execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         return dict(row) if row else None
@@ -241,6 +266,30 @@ class RunStore:
                     record.error,
                     time.time(),
                 ),
+            )
+
+    # --- reply journal ------------------------------------------------------------------------------------
+    def record_reply(self, run_id: str, stream: str, ordinal: int, prefix_sha256: str, reply_json: str) -> None:
+        """Keep the reply a stream got for its ``ordinal``-th call (committed before the caller uses it)."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO llm_replies (run_id, stream, ordinal, prefix_sha256, reply_json, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, stream, ordinal, prefix_sha256, reply_json, time.time()),
+            )
+
+    def recorded_replies(self, run_id: str) -> dict[tuple[str, int], tuple[str, str]]:
+        """{(stream, ordinal): (prefix_sha256, reply_json)} of every reply the run received."""
+        rows = self._connect().execute(
+            "SELECT stream, ordinal, prefix_sha256, reply_json FROM llm_replies WHERE run_id=?", (run_id,)
+        )
+        return {(r["stream"], int(r["ordinal"])): (r["prefix_sha256"], r["reply_json"]) for r in rows}
+
+    def drop_replies(self, run_id: str, stream: str, from_ordinal: int) -> None:
+        """Forget a stream's replies from ``from_ordinal`` on (they answered a conversation that went otherwise)."""
+        with self._tx() as conn:
+            conn.execute(
+                "DELETE FROM llm_replies WHERE run_id=? AND stream=? AND ordinal>=?", (run_id, stream, from_ordinal)
             )
 
     def llm_calls(self, run_id: str) -> list[dict[str, Any]]:

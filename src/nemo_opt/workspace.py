@@ -13,10 +13,22 @@ Agents do not message each other; they read, import and run each other's files i
       trajectories/<agent>.json       every agent's steps
       package/                        the delivered model package
       result.json                     the final answer and its provenance
+      run.json                        what a resume needs: run id, settings that shape the run, --out
+      consensus.json                  the consensus decision (a finished stage, for resume)
+      .nemo/stages.json               stages finished so far, with their details
+      .nemo/checkpoints/              accepted work inside the agents stage (memory hits, the simulator)
+      .nemo/run.lock                  held by the process working on the run
+
+Every file nemo-opt itself writes here goes through a temporary file and a rename (:mod:`nemo_opt.fsutil`),
+so a ``kill -9`` leaves each file either as it was or complete.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +82,18 @@ class Workspace:
         """Files nemo-opt itself places in the workspace (harness scripts)."""
         return self.root / ".nemo"
 
+    @property
+    def run_meta(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def stages_file(self) -> Path:
+        return self.internal / "stages.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.internal / "checkpoints"
+
     def optimizer_dir(self, k: int) -> Path:
         return self.root / "optimizers" / f"opt_{k}"
 
@@ -109,3 +133,23 @@ class Workspace:
 
     def read_json(self, relative: str | Path) -> Any:
         return read_json(self.resolve(relative))
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's lock while working on it, so two processes never work on one run at once.
+
+        The lock is an advisory ``flock``: the kernel releases it when the holder dies, even by ``kill -9``,
+        so a killed run can be resumed at once without clearing anything."""
+        self.internal.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.internal / "run.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BadInput(
+                    f"The run in {self.root} is being worked on by another process. Wait for it to end (or stop "
+                    "it) before resuming."
+                ) from None
+            yield
+        finally:
+            os.close(fd)

@@ -70,8 +70,21 @@ def _summary(result: RunResult) -> Table:
     return table
 
 
+_NO_OPTIMUM = {
+    "infeasible": "no plan satisfies every constraint: the data or the limits contradict each other",
+    "unbounded": "the objective can improve without end: a limit (capacity, budget, demand) is missing",
+    "infeasible_or_unbounded": "the solver reports it infeasible or unbounded: check the limits and the data",
+}
+
+
 @cli.command(epilog=EXIT_CODES)
-@click.argument("problem")
+@click.argument("problem", required=False)
+@click.option(
+    "--resume",
+    "resume_run",
+    metavar="RUN",
+    help="Continue a killed or stopped run (id, id prefix or folder): finished stages are not redone.",
+)
 @click.option("--model", help="Model as provider:name, e.g. openai:gpt-4.1 or openai-compatible:NAME@URL.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="Where to write the package.")
 @click.option("--optimizers", type=int, help="Number of optimizer agents (T).")
@@ -84,10 +97,19 @@ def _summary(result: RunResult) -> Table:
 @click.option("--sandbox", type=click.Choice(["auto", "bwrap", "plain"]), help="Sandbox backend.")
 @click.option("--no-cache", is_flag=True, default=False, help="Do not use the model reply cache.")
 @click.option("--max-cost", type=float, help="Cost ceiling of the run in USD.")
+@click.option("--max-seconds", type=float, help="Wall-clock limit of the run in seconds.")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print the result as JSON on stdout.")
 @click.pass_context
-def solve(ctx: click.Context, /, problem: str, out_dir: Path | None, as_json: bool, **flags: Any) -> None:
-    """Solve PROBLEM (a text or Markdown file, or - for standard input)."""
+def solve(
+    ctx: click.Context,
+    /,
+    problem: str | None,
+    resume_run: str | None,
+    out_dir: Path | None,
+    as_json: bool,
+    **flags: Any,
+) -> None:
+    """Solve PROBLEM (a text or Markdown file, or - for standard input), or continue a run with --resume RUN."""
     overrides = {
         "model": flags["model"],
         "optimizers": flags["optimizers"],
@@ -100,20 +122,39 @@ def solve(ctx: click.Context, /, problem: str, out_dir: Path | None, as_json: bo
         "sandbox": flags["sandbox"],
         "llm_cache": "off" if flags["no_cache"] else None,
         "max_cost_usd": flags["max_cost"],
+        "run_max_seconds": flags["max_seconds"],
     }
     try:
         settings = settings_from(ctx, **overrides)
-        text, name = read_problem(problem)
-        console.print(f"[bold]nemo-opt[/] solving [cyan]{name}[/] with [cyan]{settings.model or '(no model)'}[/]")
-        result = Pipeline(settings, on_event=_Progress()).solve(text, package_dir=out_dir)
+        pipeline = Pipeline(settings, on_event=_Progress())
+        if resume_run is not None:
+            if problem is not None:
+                raise BadInput("Give either PROBLEM or --resume RUN, not both.")
+            console.print(f"[bold]nemo-opt[/] resuming [cyan]{escape(resume_run)}[/]")
+            result = pipeline.resume(resume_run, package_dir=out_dir)
+        else:
+            if problem is None:
+                raise BadInput("Give the problem file (or - for standard input), or --resume RUN.")
+            text, name = read_problem(problem, max_chars=settings.max_problem_chars)
+            model = settings.model or "(no model)"
+            console.print(f"[bold]nemo-opt[/] solving [cyan]{escape(name)}[/] with [cyan]{escape(model)}[/]")
+            result = pipeline.solve(text, package_dir=out_dir)
     except NemoError as exc:
         fail(exc)
     except KeyboardInterrupt:
-        console.print("[red]interrupted[/]; the run folder keeps everything finished so far.")
+        console.print(
+            "[red]interrupted[/]; the run folder keeps everything finished so far. Continue it with: "
+            "nemo-opt solve --resume RUN (nemo-opt runs lists the runs)."
+        )
         sys.exit(130)
     console.print(_summary(result))
     if result.error:
         console.print(f"[red]error:[/] {escape(result.error)}\nEverything produced so far is in {result.folder}")
+    elif result.status in _NO_OPTIMUM:
+        console.print(
+            f"[yellow]The problem is {result.status}[/]: {_NO_OPTIMUM[result.status]}. The optimizers confirmed it "
+            f"after re-checking their models; their notes are in {result.folder}/result.json."
+        )
     elif not result.verified:
         console.print(f"[yellow]The answer is not verified.[/] Validation reports are in {result.folder}/optimizers/")
     if as_json:
@@ -199,5 +240,6 @@ def runs(ctx: click.Context, limit: int) -> None:
     for row in RunStore(settings.store_path).recent_runs(limit):
         verified = {None: "-", 0: "no", 1: "yes"}[row["verified"]]
         objective = "-" if row["objective"] is None else f"{row['objective']:.10g}"
-        table.add_row(row["id"], row["status"], verified, objective, escape(row["title"][:60]))
+        status = row["status"] + (f" (resumed {row['resumes']}x)" if row.get("resumes") else "")
+        table.add_row(row["id"], status, verified, objective, escape(row["title"][:60]))
     out.print(table)

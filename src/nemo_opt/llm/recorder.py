@@ -14,6 +14,7 @@ from typing import Literal
 from nemo_opt.exceptions import CostCeilingReached, LLMError
 from nemo_opt.llm.base import LLM, Completion, Message, ToolSpec, Usage
 from nemo_opt.llm.cache import ReplyCache, request_key
+from nemo_opt.llm.journal import ReplyJournal
 from nemo_opt.llm.pricing import cost_usd
 from nemo_opt.store import LLMCallRecord, RunStore
 
@@ -94,6 +95,7 @@ class RecordedLLM:
         max_cost_usd: float | None = None,
         stage: str = "",
         accounting: Accounting | None = None,
+        journal: ReplyJournal | None = None,
     ) -> None:
         self.inner = inner
         self.name = inner.name
@@ -104,6 +106,8 @@ class RecordedLLM:
         self.max_cost_usd = max_cost_usd
         self.stage = stage
         self.accounting = accounting or Accounting()
+        # Every reply of the run, per stage in call order; a resumed run replays it (see llm/journal.py).
+        self.journal = journal
 
     def for_stage(self, stage: str, inner: LLM | None = None) -> RecordedLLM:
         """A view for another stage (optionally another model) sharing this run's accounting."""
@@ -116,6 +120,7 @@ class RecordedLLM:
             max_cost_usd=self.max_cost_usd,
             stage=stage,
             accounting=self.accounting,
+            journal=self.journal,
         )
 
     def _cacheable(self, temperature: float) -> bool:
@@ -146,18 +151,29 @@ class RecordedLLM:
         max_tokens: int | None = None,
         template: tuple[str, str] = ("", ""),
     ) -> Completion:
-        """Call the model (or the cache), log the call, and add it to the run's accounting."""
-        self._check_ceiling(messages)
+        """Call the model (or the journal of a resumed run, or the cache), log the call, and account for it.
+
+        The cost ceiling is checked just before a request would be sent: replayed and cached replies are free."""
         key = None
         started = time.monotonic()
+        ordinal = None
+        if self.journal is not None:
+            ordinal, replayed = self.journal.begin(self.stage, messages)
+            if replayed is not None:
+                self.accounting.add(replayed, started, started)
+                self._log(replayed, template, None)
+                return replayed
         if self._cacheable(temperature):
             assert self.cache is not None
             key = request_key(self.inner.name, messages, tools, temperature, n, max_tokens)
             hit = self.cache.get(key)
             if hit is not None:
+                if self.journal is not None and ordinal is not None:
+                    self.journal.record(self.stage, ordinal, messages, hit)
                 self.accounting.add(hit, started, started)
                 self._log(hit, template, None)
                 return hit
+        self._check_ceiling(messages)
         try:
             completion = self.inner.complete(messages, tools=tools, temperature=temperature, n=n, max_tokens=max_tokens)
         except LLMError as exc:
@@ -169,6 +185,8 @@ class RecordedLLM:
             completion = replace(completion, cost_usd=cost_usd(_model_id(self.inner.name), completion.usage))
         if key is not None and self.cache is not None:
             self.cache.put(key, completion)
+        if self.journal is not None and ordinal is not None:
+            self.journal.record(self.stage, ordinal, messages, completion)
         self.accounting.add(completion, started, ended)
         self._log(completion, template, None)
         return completion
