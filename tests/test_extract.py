@@ -65,6 +65,41 @@ def test_parse_json_object_tolerates_what_models_send() -> None:
         parse_json_object("I cannot help with that.")
 
 
+def test_parse_json_object_mends_what_a_small_model_wrote() -> None:
+    # From a 1.5B model's extraction: an ellipsis in a list, bare names and expressions as values, a comment.
+    reply = (
+        '```json\n{\n  "sets": [{"name": "ducks", "elements": ["d1", "d2", ..., "d300"]}],\n'
+        '  "variables": [{"name": "x", "upper": max_trips, "lower": 0}, {"name": "y", "upper": total - x}], // v\n'
+        '  "objective": {"sense": "minimize", "expression": "x + y // not a comment"},\n  "more": [1, 2, …]\n}\n```'
+    )
+    assert parse_json_object(reply) == {
+        "sets": [{"name": "ducks", "elements": ["d1", "d2", "d300"]}],
+        "variables": [{"name": "x", "upper": "max_trips", "lower": 0}, {"name": "y", "upper": "total - x"}],
+        "objective": {"sense": "minimize", "expression": "x + y // not a comment"},
+        "more": [1, 2],
+    }
+    # A broken fenced object is reported as broken, not replaced by one of its inner objects.
+    with pytest.raises(ValueError, match="JSON block in the reply is not valid"):
+        parse_json_object('```json\n{\n  "a": {"b": 1},\n  "c": [1 2]\n}\n```')
+
+
+def test_symbolic_bounds_resolve_to_parameters_or_fall_to_constraints() -> None:
+    spec = ProblemSpec.model_validate(
+        {
+            "title": "t",
+            "parameters": [{"name": "cap", "value": 12}],
+            "variables": [
+                {"name": "x", "type": "integer", "upper": "cap"},
+                {"name": "y", "upper": "cap - x", "lower": "0"},
+                {"name": "z", "upper": "inf"},
+            ],
+            "objective": {"sense": "min", "expression": "x + y + z"},
+        }
+    )
+    assert [(v.lower, v.upper) for v in spec.variables] == [(0.0, 12.0), (0.0, None), (0.0, None)]
+    assert spec.assumptions == ["the upper bound of y was given as 'cap - x'; left to the constraints"]
+
+
 def _recorded(script: list[Reply], tmp_path: Path) -> tuple[RecordedLLM, ScriptedLLM, RunStore]:
     llm = ScriptedLLM(script)
     store = RunStore(tmp_path / "runs.db")

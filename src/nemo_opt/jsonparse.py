@@ -1,4 +1,10 @@
-"""Find the JSON object in a model reply: fenced or bare, with prose around it, with common slips mended."""
+"""Find the JSON object in a model reply: fenced or bare, with prose around it, with common slips mended.
+
+Small models write JSON-like text: trailing commas, Python literals, an ellipsis standing for "and so on"
+inside a list, a bare name or expression where a value belongs (``"upper": max_trips``), ``//`` comments.
+Mending keeps what they meant where it is unambiguous: an ellipsis is dropped, a bare value becomes a string
+(the schema then decides whether it can be used), a comment is removed.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +28,68 @@ def _mend(text: str) -> str:
     return text
 
 
+_BARE_STOP = ",}]\n"
+_LITERAL_START = '"{[-0123456789'
+_ELLIPSIS = {"...", "\u2026", "etc", "etc."}
+
+
+def _quote_bare_values(text: str) -> str:
+    """Quote bare values (names, expressions) and drop ellipses and ``//`` comments, outside strings."""
+    out: list[str] = []
+    stack: list[str] = []  # "{" or "["
+    expect_value = False
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            end = i + 1
+            while end < n and text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            out.append(text[i : end + 1])
+            i = end + 1
+            expect_value = False
+            continue
+        if ch == "/" and text.startswith("//", i):
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        if ch in "{[":
+            stack.append(ch)
+            expect_value = ch == "["
+        elif ch in "}]":
+            if stack:
+                stack.pop()
+            expect_value = False
+        elif ch == ":":
+            expect_value = True
+        elif ch == ",":
+            expect_value = bool(stack) and stack[-1] == "["
+        elif not ch.isspace() and expect_value and ch not in _LITERAL_START:
+            end = i
+            while end < n and text[end] not in _BARE_STOP:
+                end += 1
+            token = text[i:end].strip()
+            if token in {"true", "false", "null"}:
+                out.append(token)
+            elif token.rstrip(",") not in _ELLIPSIS:
+                out.append(json.dumps(token))
+            i, expect_value = end, False
+            continue
+        out.append(ch)
+        i += 1
+    return _EMPTY_ITEM.sub("", "".join(out))
+
+
+_EMPTY_ITEM = re.compile(r",\s*(?=,)")
+
+
 def _decode_at(text: str, start: int) -> tuple[dict[str, Any] | None, str]:
     decoder = json.JSONDecoder()
     error = ""
     # Mending can change lengths, so the start of the mended text is the length of the mended prefix.
-    for attempt, offset in ((text, start), (_mend(text), len(_mend(text[:start])))):
+    lenient = _mend(text[:start]) + _mend(_quote_bare_values(_mend(text[start:])))
+    attempts = ((text, start), (_mend(text), len(_mend(text[:start]))), (lenient, len(_mend(text[:start]))))
+    for attempt, offset in attempts:
         try:
             value, _ = decoder.raw_decode(attempt, offset)
         except json.JSONDecodeError as exc:
@@ -44,12 +107,16 @@ def parse_json_object(text: str) -> dict[str, Any]:
     Raises ValueError saying what was wrong, for a repair round-trip.
     """
     last_error = "no '{' found"
+    fenced_failed = False
     for block in _FENCED.findall(text):
         start = block.find("{")
         if start != -1:
             value, last_error = _decode_at(block, start)
             if value is not None:
                 return value
+            fenced_failed = True
+    if fenced_failed:  # objects nested inside the broken block would only be fragments of it
+        raise ValueError(f"the JSON block in the reply is not valid JSON: {last_error}")
     starts = [m.start() for m in re.finditer(r"(?:^|\n)[ \t]*\{", text)]
     starts = [text.index("{", s) for s in starts]
     if not starts and "{" in text:

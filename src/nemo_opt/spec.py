@@ -161,6 +161,50 @@ class ProblemSpec(BaseModel):
     constraints: list[Constraint] = Field(default_factory=list)
     assumptions: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _symbolic_bounds(cls, data: Any) -> Any:
+        """Bounds written as a parameter's name take its value; other expressions are left to the constraints.
+
+        Small models write ``"upper": "max_trips"`` or ``"upper": "total - x"``; the first is unambiguous, the
+        second is a constraint in disguise, so the bound is dropped and an assumption says so.
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("variables"), list):
+            return data
+        scalars = {
+            p.get("name"): p.get("value")
+            for p in data.get("parameters") or []
+            if isinstance(p, dict) and isinstance(p.get("value"), int | float) and not p.get("indices")
+        }
+        notes: list[str] = []
+        for variable in data["variables"]:
+            if not isinstance(variable, dict):
+                continue
+            for key in ("lower", "upper"):
+                bound = variable.get(key)
+                if not isinstance(bound, str):
+                    continue
+                text = bound.strip()
+                try:
+                    number = float(text)
+                except ValueError:
+                    pass
+                else:
+                    variable[key] = number if math.isfinite(number) else None
+                    continue
+                if text in scalars:
+                    variable[key] = scalars[text]
+                else:
+                    variable[key] = None
+                    if text.lower() in {"", "none", "null"}:
+                        continue
+                    notes.append(
+                        f"the {key} bound of {variable.get('name')} was given as '{text}'; left to the constraints"
+                    )
+        if notes:
+            data = {**data, "assumptions": [*(data.get("assumptions") or []), *notes]}
+        return data
+
     @field_validator("uncertainty", "assumptions", mode="before")
     @classmethod
     def _as_list(cls, value: Any) -> Any:
