@@ -138,6 +138,12 @@ def solve(
             text, name = read_problem(problem, max_chars=settings.max_problem_chars)
             model = settings.model or "(no model)"
             console.print(f"[bold]nemo-opt[/] solving [cyan]{escape(name)}[/] with [cyan]{escape(model)}[/]")
+            if model.startswith("local:"):
+                console.print(
+                    f"[dim]The local model {escape(Path(model[6:]).name)} runs on this machine's CPU (llama.cpp): "
+                    "slow, and far weaker than a hosted model. A stronger model gives better results, e.g. "
+                    "--model openai:gpt-4.1 or any OpenAI-compatible server.[/]"
+                )
             result = pipeline.solve(text, package_dir=out_dir)
     except NemoError as exc:
         fail(exc)
