@@ -69,12 +69,12 @@ def test_parse_json_object_mends_what_a_small_model_wrote() -> None:
     # From a 1.5B model's extraction: an ellipsis in a list, bare names and expressions as values, a comment.
     reply = (
         '```json\n{\n  "sets": [{"name": "ducks", "elements": ["d1", "d2", ..., "d300"]}],\n'
-        '  "variables": [{"name": "x", "upper": max_trips, "lower": 0}, {"name": "y", "upper": total - x}], // v\n'
+        '  "variables": [{"name": "x", "upper": max_trips, "lower": 0.5}, {"name": "y", "upper": total - x}], // v\n'
         '  "objective": {"sense": "minimize", "expression": "x + y // not a comment"},\n  "more": [1, 2, …]\n}\n```'
     )
     assert parse_json_object(reply) == {
         "sets": [{"name": "ducks", "elements": ["d1", "d2", "d300"]}],
-        "variables": [{"name": "x", "upper": "max_trips", "lower": 0}, {"name": "y", "upper": "total - x"}],
+        "variables": [{"name": "x", "upper": "max_trips", "lower": 0.5}, {"name": "y", "upper": "total - x"}],
         "objective": {"sense": "minimize", "expression": "x + y // not a comment"},
         "more": [1, 2],
     }

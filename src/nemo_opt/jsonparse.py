@@ -64,7 +64,9 @@ def _quote_bare_values(text: str) -> str:
             expect_value = True
         elif ch == ",":
             expect_value = bool(stack) and stack[-1] == "["
-        elif not ch.isspace() and expect_value and ch not in _LITERAL_START:
+        elif not ch.isspace() and (not expect_value or ch in _LITERAL_START):
+            expect_value = False  # a number or literal has started (or text outside a value position)
+        elif not ch.isspace():
             end = i
             while end < n and text[end] not in _BARE_STOP:
                 end += 1

@@ -144,6 +144,8 @@ class Constraint(_Named):
     meaning: str = ""
 
 
+_TEXT_KEYS = ("unit", "description", "meaning", "for_all")
+
 class ProblemSpec(BaseModel):
     """The structured decision process P*."""
 
@@ -164,7 +166,8 @@ class ProblemSpec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _symbolic_bounds(cls, data: Any) -> Any:
-        """Bounds written as a parameter's name take its value; other expressions are left to the constraints.
+        """Null free text becomes empty; bounds written as a parameter's name take its value, other expressions
+        are left to the constraints.
 
         Small models write ``"upper": "max_trips"`` or ``"upper": "total - x"``; the first is unambiguous, the
         second is a constraint in disguise, so the bound is dropped and an assumption says so.
@@ -177,6 +180,12 @@ class ProblemSpec(BaseModel):
             if isinstance(p, dict) and isinstance(p.get("value"), int | float) and not p.get("indices")
         }
         notes: list[str] = []
+        for group in ("sets", "parameters", "variables", "constraints", "state_variables"):
+            for entry in data.get(group) or []:
+                if isinstance(entry, dict):  # null where free text belongs ("unit": null) means "none given"
+                    for key in _TEXT_KEYS:
+                        if key in entry and entry[key] is None:
+                            entry[key] = ""
         for variable in data["variables"]:
             if not isinstance(variable, dict):
                 continue
