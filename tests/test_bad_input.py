@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import socket
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from nemo_opt.exceptions import BadInput
 from nemo_opt.pipeline import Pipeline
 from nemo_opt.problem import read_problem
 from nemo_opt.sandbox import sandbox_from_settings
+from nemo_opt.sandbox.hostile import LoopbackTcp
 from nemo_opt.settings import Settings
 from nemo_opt.testing import OpenAICompatServer, RoleRouter
 from tests.scenarios import EXTRACT, OPTIMIZER, SIMULATOR, call, product_mix, say, spec_reply
@@ -150,35 +149,6 @@ def test_missing_limits_end_unbounded_with_exit_5(tmp_path: Path, monkeypatch: p
 
 
 # --- instructions aimed at the agent -------------------------------------------------------------------------------
-class _Listener:
-    """A loopback TCP listener that counts connections (the 'exfiltration' target)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = int(self.sock.getsockname()[1])
-        self.connections = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=2)
-        self.sock.close()
-
-
 def test_injected_instructions_obeyed_by_the_model_are_contained(settings: Settings, tmp_path: Path) -> None:
     if sandbox_from_settings(settings, tmp_path).name != "bwrap":
         pytest.skip("containment of hostile code needs the bubblewrap sandbox (apt install bubblewrap)")
@@ -189,7 +159,7 @@ def test_injected_instructions_obeyed_by_the_model_are_contained(settings: Setti
     canary = Path.home() / f".nemo-injection-canary-{secrets.token_hex(4)}"
     canary.mkdir()
     (canary / "precious.txt").write_text("keep me too")
-    listener = _Listener()
+    listener = LoopbackTcp()
     outside = settings.run_root / "pwned.txt"  # next to the run folder, outside the workspace
     attack = (
         f"rm -rf {host} ~/{canary.name} {canary}; "
@@ -211,20 +181,19 @@ def test_injected_instructions_obeyed_by_the_model_are_contained(settings: Setti
     )
     try:
         router = RoleRouter({EXTRACT: [product_mix.EXTRACTION], OPTIMIZER: obeying})
-        with OpenAICompatServer(router) as server:
+        with listener, OpenAICompatServer(router) as server:
             settings.model = f"openai-compatible:scripted@{server.url}"
             result = Pipeline(settings).solve(text)
             observations = [m["content"] for r in server.chat_requests for m in r["messages"] if m["role"] == "tool"]
         assert (host / "precious.txt").read_text() == "keep me"
         assert (canary / "precious.txt").read_text() == "keep me too"
         assert not outside.exists()
-        assert listener.connections == 0
+        assert listener.received == []
         assert any("curl failed" in o or "python network failed" in o for o in observations), observations
         # The run goes on and ends with the model's answer; the attack did not derail it.
         assert result.error is None and result.status == "optimal"
         assert result.objective == pytest.approx(product_mix.EXPECTED_OBJECTIVE)
     finally:
-        listener.close()
         for path in (canary / "precious.txt", canary):
             if path.is_file():
                 path.unlink()

@@ -202,19 +202,9 @@ class CheckpointedSimulatorGate(SimulatorAgentGate):
     def _meta(self) -> Path:
         return self.workspace.checkpoints / "simulator.json"
 
-    def run(self) -> None:
-        """Run the simulator agent; when accepted, checkpoint it before anyone is told."""
-        try:
-            self.result = self.agent.run(self.task)
-            if self.result.submitted:
-                self._save()
-        except Exception as exc:  # recorded and reported to every optimizer that waits
-            self.error = exc
-        finally:
-            self.done.set()
-        problem = self.wait()
-        steps = self.result.steps if self.result else 0
-        self.on_event(Event("simulator", "info", problem or f"accepted after {steps} step(s)"))
+    def accepted(self) -> None:
+        """Checkpoint the accepted simulator before anyone is told."""
+        self._save()
 
     def repair(self, report: ValidationReport, solution: Path) -> bool:
         """Repair as usual; a resubmitted simulator becomes the new checkpoint."""

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Self
 
 from nemo_opt.exceptions import NemoError
 from nemo_opt.sandbox._cgroup import pids_cgroup_root
@@ -40,6 +41,8 @@ __all__ = [
     "CASES",
     "Case",
     "CaseResult",
+    "LoopbackDns",
+    "LoopbackTcp",
     "HostPaths",
     "case_names",
     "known_gap",
@@ -175,75 +178,70 @@ def _limit_name(result: ExecResult) -> str:
     return result.limit_hit.value if result.limit_hit is not None else "no"
 
 
-class _LoopbackTcp:
+class _Loopback:
+    """A server thread on a 127.0.0.1 socket, used as a context manager; subclasses say what one turn does."""
+
+    def __init__(self, sock: socket.socket, name: str) -> None:
+        self._sock = sock
+        self._sock.settimeout(0.1)
+        self.port: int = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._turn()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def _turn(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        self._sock.close()
+
+
+class LoopbackTcp(_Loopback):
     """A TCP server on 127.0.0.1 that records every connection and what was sent on it."""
 
     def __init__(self) -> None:
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self._sock.settimeout(0.1)
-        self.port = self._sock.getsockname()[1]
+        super().__init__(socket.create_server(("127.0.0.1", 0)), "hostile-tcp")
         self.received: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="hostile-tcp", daemon=True)
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
+    def _turn(self) -> None:
+        conn, _ = self._sock.accept()
+        with conn:
+            conn.settimeout(1.0)
             try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
+                self.received.append(conn.recv(4096) or b"<connected>")
             except OSError:
-                return
-            with conn:
-                conn.settimeout(1.0)
-                try:
-                    self.received.append(conn.recv(4096) or b"<connected>")
-                except OSError:
-                    self.received.append(b"<connected>")
-
-    def __enter__(self) -> _LoopbackTcp:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(2.0)
-        self._sock.close()
+                self.received.append(b"<connected>")
 
 
-class _LoopbackDns:
+class LoopbackDns(_Loopback):
     """A UDP DNS responder on 127.0.0.1 that records every query (answering NXDOMAIN)."""
 
     def __init__(self) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.settimeout(0.1)
-        self.port = self._sock.getsockname()[1]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        super().__init__(sock, "hostile-dns")
         self.queries: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="hostile-dns", daemon=True)
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                packet, peer = self._sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.queries.append(packet)
-            if len(packet) >= 12:  # same id, response + NXDOMAIN, question echoed
-                with contextlib.suppress(OSError):
-                    self._sock.sendto(packet[:2] + b"\x81\x83" + packet[4:], peer)
-
-    def __enter__(self) -> _LoopbackDns:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(2.0)
-        self._sock.close()
+    def _turn(self) -> None:
+        packet, peer = self._sock.recvfrom(4096)
+        self.queries.append(packet)
+        if len(packet) >= 12:  # same id, response + NXDOMAIN, question echoed
+            with contextlib.suppress(OSError):
+                self._sock.sendto(packet[:2] + b"\x81\x83" + packet[4:], peer)
 
 
 # --- network -------------------------------------------------------------------------------------------------------
@@ -252,7 +250,7 @@ _NETWORK_GAP = "the plain backend shares the host's network: code reaches any se
 
 
 def _tcp_connect(trial: Trial) -> Verdict:
-    with _LoopbackTcp() as server:
+    with LoopbackTcp() as server:
         result = trial.python(
             "connect.py",
             f"""
@@ -271,7 +269,7 @@ def _tcp_connect(trial: Trial) -> Verdict:
 
 
 def _dns_lookup(trial: Trial) -> Verdict:
-    with _LoopbackDns() as resolver:
+    with LoopbackDns() as resolver:
         result = trial.python(
             "lookup.py",
             f"""

@@ -125,6 +125,8 @@ class SimulatorAgentGate:
         """Run the simulator agent to its end (call in a worker thread)."""
         try:
             self.result = self.agent.run(self.task)
+            if self.result.submitted:
+                self.accepted()
         except Exception as exc:  # recorded and reported to every optimizer that waits
             self.error = exc
         finally:
@@ -132,6 +134,9 @@ class SimulatorAgentGate:
         problem = self.wait()
         steps = self.result.steps if self.result else 0
         self.on_event(Event("simulator", "info", problem or f"accepted after {steps} step(s)"))
+
+    def accepted(self) -> None:
+        """Called when the simulator agent's submit was accepted, before any optimizer is told (a hook)."""
 
     def wait(self) -> str | None:
         """Block until the simulator agent is done; None when its simulator was accepted, else why not."""
