@@ -146,6 +146,7 @@ class Constraint(_Named):
 
 _TEXT_KEYS = ("unit", "description", "meaning", "for_all")
 
+
 class ProblemSpec(BaseModel):
     """The structured decision process P*."""
 
