@@ -116,6 +116,32 @@ def test_text_protocol_needs_exactly_one_block_and_the_marker(workspace: Workspa
     assert all(r["tools"] is None for r in llm.requests)
 
 
+def test_text_protocol_saves_whole_files_a_small_model_shows_instead_of_a_command(workspace: Workspace) -> None:
+    # What a 1.5B model sent for the simulator task: headings naming the files, python blocks, no bash block.
+    files_reply = (
+        "### Implementation\n\n1. **`maker.py`**:\n```python\nopen('done.txt', 'w').write('hi')\n```\n\n"
+        "### ../../outside.py\n```python\nprint('escape')\n```\n\nAn unnamed block is not guessed at:\n"
+        "```python\nprint('orphan')\n```\n"
+    )
+    agent, llm = _agent(
+        workspace,
+        [
+            Reply(text=files_reply),
+            bash_reply("Run it.", "python maker.py && cat done.txt"),
+            bash_reply("Done.", "echo NEMO_SUBMIT"),
+        ],
+        protocol="text",
+    )
+    result = agent.run(_task(workspace))
+    assert result.submitted and result.steps == 3
+    shown = _observations(llm, 1)[-1]
+    assert "Wrote maker.py (1 lines) from your python block." in shown
+    assert "Not written: ../../outside.py" in shown and "nothing was run" in shown
+    assert (workspace.root / "maker.py").read_text() == "open('done.txt', 'w').write('hi')\n"
+    assert not (workspace.root.parent.parent / "outside.py").exists()
+    assert "orphan" not in "".join(p.read_text() for p in workspace.root.glob("*.py"))
+
+
 def test_step_and_token_limits_stop_a_looping_model(workspace: Workspace) -> None:
     def forever(messages: list[dict[str, Any]], tools: Any) -> Reply:
         return say("again", call("bash", command="echo still working"))

@@ -27,6 +27,7 @@ from nemo_opt.agent.tools import (
     Observation,
     ToolBox,
     extract_bash_block,
+    files_in_reply,
     shorten,
     unusable_reply,
 )
@@ -51,6 +52,12 @@ class AgentLimits:
     observation_chars: int = 12_000
     # Longest reply text kept in the conversation and trajectory; longer replies keep their head and tail.
     reply_chars: int = 40_000
+
+
+_FILES_ONLY = (
+    "Your reply had no bash block, so nothing was run. Next, run your checks in exactly one ```bash block "
+    "(e.g. python model.py, or python -m pytest -q ...); to finish, run `echo NEMO_SUBMIT`."
+)
 
 
 class _Unusable(FormatError):
@@ -229,6 +236,10 @@ class ToolLoopAgent:
         try:
             command = extract_bash_block(reply.content)
         except FormatError:
+            files = files_in_reply(reply.content) if "```bash" not in reply.content else []
+            if files:  # no command, but whole files named and shown: save them, then ask for a command
+                written = toolbox.write_files(files)
+                return [Message("user", f"{written}\n{_FILES_ONLY}")], ""
             label, message = unusable_reply(reply.content, self.protocol)
             raise _Unusable(message, label) from None
         result, text = toolbox.run_bash(command, timeout)

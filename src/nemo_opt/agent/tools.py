@@ -118,6 +118,27 @@ def extract_bash_block(text: str) -> str:
     )
 
 
+_FILE_NAME = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.py)\b")
+
+
+def files_in_reply(text: str) -> list[tuple[str, str]]:
+    """Whole files shown as ```python blocks, each named by a ``.py`` path on the line just before its fence.
+
+    Small models often answer a plain-text task with "### simulator/simulator.py" and the file in a python
+    block instead of a bash heredoc that writes it; the agent can still save exactly what they wrote. A block
+    with no path named right before it is not guessed at.
+    """
+    files: list[tuple[str, str]] = []
+    for match in _FENCE.finditer(text):
+        if match["lang"].lower() not in {"python", "py", "python3"}:
+            continue
+        before = [line for line in text[: match.start()].splitlines() if line.strip()]
+        names = _FILE_NAME.findall(before[-1]) if before else []
+        if names:
+            files.append((names[-1], match["body"].rstrip("\n") + "\n"))
+    return files
+
+
 def is_refusal(text: str) -> bool:
     """Whether a reply (that did nothing) only declines the task, e.g. "I can't help with that"."""
     stripped = text.strip().replace("\u2019", "'")
@@ -179,6 +200,19 @@ class ToolBox:
         self.sandbox = sandbox
         self.workdir = workdir
         self.observation_chars = observation_chars
+
+    def write_files(self, files: list[tuple[str, str]]) -> str:
+        """Write files a plain-text reply showed as named python blocks; the observation says what happened."""
+        lines = []
+        for name, content in files:
+            try:
+                path = self.workspace.resolve(name, base=self.workdir)
+                atomic_write_text(path, content)
+            except (BadInput, OSError) as exc:
+                lines.append(f"Not written: {name}: {exc}")
+                continue
+            lines.append(f"Wrote {self.workspace.rel(path)} ({content.count(chr(10))} lines) from your python block.")
+        return "\n".join(lines)
 
     def run_bash(self, command: str, timeout: float | None = None) -> tuple[ExecResult, str]:
         result = self.sandbox.run(command, cwd=self.workdir, timeout=timeout)
