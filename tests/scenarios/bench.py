@@ -119,6 +119,10 @@ class BenchScript:
         with self.lock:
             if EXTRACT in first:
                 self.extractions[k] = self.extractions.get(k, 0) + 1
+                # A new solve of instance k starts here: its agents get their scripts from the start again
+                # (an earlier solve of k may have been killed half-way through them).
+                self.queues.pop((k, "simulator"), None)
+                self.queues.pop((k, "optimizer"), None)
                 if k in self.failing:
                     return Reply(text="I am not able to turn this into a model.", delay=self.delay)
                 spec = copy.deepcopy(product_mix.SPEC)
