@@ -148,7 +148,7 @@ def server_python(configured: str | None) -> str:
             "A local:…gguf model needs llama-cpp-python with its server. Install the portable build:\n"
             f"  {LLAMA_CPP_BUILD}\n"
             "(or pip install 'nemo-opt[local]'; a default build may crash with 'Illegal instruction' on other "
-            "CPUs), or set local_server_python to a Python that has it. scripts/setup-local-model.sh does both."
+            "CPUs), or set local_server_python to a Python that has it. scripts/quickstart.sh does both."
         )
     return sys.executable
 
@@ -244,7 +244,7 @@ def resolve_gguf(ref: str, *, models_dir: Path, endpoint: str = HF_ENDPOINT) -> 
     if not path.is_file():
         raise ModelNotConfigured(
             f"local:{ref} — no such file. Pass the path of a GGUF model file (e.g. local:models/qwen.gguf); "
-            "scripts/setup-local-model.sh assembles one offline, local:hf:OWNER/REPO/FILE.gguf downloads one."
+            "scripts/assemble_gguf.py assembles one offline, local:hf:OWNER/REPO/FILE.gguf downloads one."
         )
     with path.open("rb") as handle:
         if handle.read(4) != b"GGUF":
