@@ -142,6 +142,20 @@ def test_text_protocol_saves_whole_files_a_small_model_shows_instead_of_a_comman
     assert "orphan" not in "".join(p.read_text() for p in workspace.root.glob("*.py"))
 
 
+def test_unclosed_heredoc_is_explained(workspace: Workspace) -> None:
+    # The 1.5B model closed its fence without the PYEOF line: bash wrote everything into the file, ran nothing.
+    unclosed = "cat > done.txt <<'PYEOF'\nprint('hi')\npython model.py"
+    agent, llm = _agent(
+        workspace,
+        [bash_reply("Write it.", unclosed), bash_reply("Done.", "echo NEMO_SUBMIT")],
+        protocol="text",
+    )
+    assert agent.run(_task(workspace)).submitted
+    shown = _observations(llm, 1)[-1]
+    assert "heredoc was never closed" in shown and "exactly PYEOF" in shown
+    assert "python model.py" in (workspace.root / "done.txt").read_text()
+
+
 def test_step_and_token_limits_stop_a_looping_model(workspace: Workspace) -> None:
     def forever(messages: list[dict[str, Any]], tools: Any) -> Reply:
         return say("again", call("bash", command="echo still working"))

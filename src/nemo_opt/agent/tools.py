@@ -118,6 +118,7 @@ def extract_bash_block(text: str) -> str:
     )
 
 
+_UNCLOSED_HEREDOC = re.compile(r"here-document at line \d+ delimited by end-of-file \(wanted `(?P<word>[^']+)'\)")
 _FILE_NAME = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.py)\b")
 
 
@@ -217,6 +218,14 @@ class ToolBox:
     def run_bash(self, command: str, timeout: float | None = None) -> tuple[ExecResult, str]:
         result = self.sandbox.run(command, cwd=self.workdir, timeout=timeout)
         text = f"[{result.describe()}]\n{shorten(result.output, self.observation_chars)}"
+        unclosed = _UNCLOSED_HEREDOC.search(result.output)
+        if unclosed:  # bash only warns; small models then never see their commands run
+            text += (
+                f"\nNote: your heredoc was never closed: no line consisting of exactly {unclosed['word']} ended it, "
+                f"so everything after `<<'{unclosed['word']}'` up to the end of the block, commands included, went "
+                f"into the file and nothing else ran. End the file's text with a line holding only "
+                f"{unclosed['word']}, then put the commands after it."
+            )
         return result, text
 
     def call(self, tool_call: ToolCall, timeout: float | None = None) -> Observation:
