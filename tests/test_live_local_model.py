@@ -17,7 +17,7 @@ import pytest
 from nemo_opt.pipeline import Pipeline
 from nemo_opt.settings import load_settings
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.timeout(3600)]  # a CPU-bound model takes minutes per call
 
 PROBLEM = (
     "A bakery makes bread and cake. A loaf of bread earns $3 profit and a cake earns $5. Each loaf needs 1 hour "
