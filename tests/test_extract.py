@@ -94,8 +94,10 @@ def test_symbolic_bounds_resolve_to_parameters_or_fall_to_constraints() -> None:
                 {"name": "z", "upper": "inf"},
             ],
             "objective": {"sense": "min", "expression": "x + y + z"},
+            "constraints": [{"name": "c", "for_all": ["i in items", "t in periods"], "expression": "x <= cap"}],
         }
     )
+    assert spec.constraints[0].for_all == "i in items, t in periods"  # a list where text belongs (a 0.5B model)
     assert [(v.lower, v.upper) for v in spec.variables] == [(0.0, 12.0), (0.0, None), (0.0, None)]
     assert spec.assumptions == ["the upper bound of y was given as 'cap - x'; left to the constraints"]
 

@@ -187,6 +187,8 @@ class ProblemSpec(BaseModel):
                     for key in _TEXT_KEYS:
                         if key in entry and entry[key] is None:
                             entry[key] = ""
+                        elif isinstance(entry.get(key), list):  # "for_all": ["i in items", "t in periods"]
+                            entry[key] = ", ".join(str(part) for part in entry[key])
         for variable in data["variables"]:
             if not isinstance(variable, dict):
                 continue
