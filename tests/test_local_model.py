@@ -105,7 +105,7 @@ def test_managed_server_serves_chat_and_stops(tmp_path: Path, gguf: Path, fake_l
     assert reply.choices[0].text == "echo from tiny-model: hello"
     argv = json.loads(fake_llama.read_text())["argv"]
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
-    assert argv[argv.index("--n_ctx") + 1] == "16384" and "--cache" in argv
+    assert argv[argv.index("--n_ctx") + 1] == "16384" and "--cache" not in argv  # off by default
     # A second backend for the same file reuses the running server.
     again = create_llm(settings.model or "", settings)
     assert again.complete([Message("user", "x")]).choices[0].text.endswith(": x")

@@ -73,7 +73,12 @@ class Settings(BaseModel):
     )
     local_n_ctx: int = Field(16384, ge=512, description="Context length of a local model server, tokens.")
     local_threads: int = Field(0, ge=0, description="CPU threads of a local model server (0: llama.cpp's choice).")
-    local_cache_mb: int = Field(2048, ge=0, description="RAM prompt cache of a local model server, MiB (0: off).")
+    local_cache_mb: int = Field(
+        0,
+        ge=0,
+        description="llama-cpp-python's RAM prompt cache, MiB (0: off; its cap is not enforced per entry: a 1.5B "
+        "model at 16k context grew to 22 GB and was OOM-killed).",
+    )
     local_start_timeout: float = Field(300.0, gt=0, description="Seconds to wait for a local model server to start.")
     hf_endpoint: str = Field(
         "https://huggingface.co", description="Hub that local:hf:OWNER/REPO/FILE.gguf downloads from."

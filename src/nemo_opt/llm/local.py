@@ -9,8 +9,9 @@ when its parent goes away, so even a ``kill -9`` of nemo-opt leaves no model ser
 ``$NEMO_HOME/models`` (resumable, with an optional ``#sha256=…`` suffix checked after the download).
 
 A llama.cpp server has one slot: requests are served one at a time and each waits for the previous one, so a
-local model is called one request at a time from this process, with a long reply timeout; the server keeps
-evaluated prompt prefixes in a RAM cache, so agents taking turns do not pay for their whole history again.
+local model is called one request at a time from this process, with a long reply timeout. The server reuses
+the prompt prefix it evaluated last; its optional RAM cache of older prefixes (``local_cache_mb``) is off by
+default because its size cap did not hold (a 1.5B model at 16k context grew to 22 GB and was OOM-killed).
 """
 
 from __future__ import annotations
