@@ -11,14 +11,13 @@ rolled back to the accepted version), and each optimizer's final outcome (``opti
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from nemo_opt.agent.base import Agent, AgentResult, AgentStatus, AgentTask
-from nemo_opt.fsutil import atomic_copy, atomic_write_json, read_json, to_jsonable
+from nemo_opt.fsutil import atomic_copy, atomic_write_json, read_json, sha256_file, to_jsonable
 from nemo_opt.llm.base import Message, Usage
 from nemo_opt.llm.journal import ReplyJournal
 from nemo_opt.memory.store import Exemplar, Hit
@@ -176,10 +175,6 @@ def load_consensus(workspace: Workspace, outcomes: list[OptimizerOutcome]) -> Co
 
 
 # --- the simulator ----------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class CheckpointedSimulatorGate(SimulatorAgentGate):
     """The simulator gate, saving the accepted simulator (files, conversation, journal position) each time it is
     accepted, and able to start from that checkpoint instead of running the agent again."""
@@ -221,7 +216,7 @@ class CheckpointedSimulatorGate(SimulatorAgentGate):
             source = self.workspace.simulator_dir / name
             if source.exists():
                 atomic_copy(source, self.folder / name)
-                files[name] = _sha256(source)
+                files[name] = sha256_file(source)
         atomic_write_json(
             self._meta,
             {
@@ -242,7 +237,7 @@ class CheckpointedSimulatorGate(SimulatorAgentGate):
         for name, digest in data["files"].items():
             target = self.workspace.simulator_dir / name
             # A repair interrupted by the kill may have half-edited the files: bring back the accepted ones.
-            if not target.exists() or _sha256(target) != digest:
+            if not target.exists() or sha256_file(target) != digest:
                 atomic_copy(self.folder / name, target)
         self.result = AgentResult(
             name=self.task.name,

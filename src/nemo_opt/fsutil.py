@@ -1,7 +1,8 @@
-"""Crash-safe file writes: a temporary file in the same directory, fsync, then an atomic rename."""
+"""Crash-safe file writes (a temporary file in the same directory, fsync, then an atomic rename), and file hashes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -9,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_copy", "atomic_write_json", "atomic_write_text", "read_json", "to_jsonable"]
+__all__ = ["atomic_copy", "atomic_write_json", "atomic_write_text", "read_json", "sha256_file", "to_jsonable"]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -40,6 +41,15 @@ def atomic_copy(source: Path, target: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (model weights run to gigabytes)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def to_jsonable(value: Any) -> Any:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import IO
 
 from nemo_opt.exceptions import ConfigError, ModelNotConfigured
+from nemo_opt.fsutil import sha256_file
 
 __all__ = [
     "LLAMA_CPP_BUILD",
@@ -221,20 +221,12 @@ def download_gguf(ref: str, target_dir: Path, *, endpoint: str = HF_ENDPOINT, ti
             "resume, or download the file yourself and pass local:PATH.gguf."
         ) from exc
     if expected:
-        digest = _sha256(partial)
+        digest = sha256_file(partial)
         if digest != expected:
             partial.unlink()
             raise ConfigError(f"{url}: SHA-256 {digest} does not match the expected {expected}; file removed.")
     partial.replace(target)
     return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def resolve_gguf(ref: str, *, models_dir: Path, endpoint: str = HF_ENDPOINT) -> Path:

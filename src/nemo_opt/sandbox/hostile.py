@@ -24,6 +24,7 @@ import textwrap
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -178,7 +179,7 @@ def _limit_name(result: ExecResult) -> str:
     return result.limit_hit.value if result.limit_hit is not None else "no"
 
 
-class _Loopback:
+class _Loopback(ABC):
     """A server thread on a 127.0.0.1 socket, used as a context manager; subclasses say what one turn does."""
 
     def __init__(self, sock: socket.socket, name: str) -> None:
@@ -197,8 +198,9 @@ class _Loopback:
             except OSError:
                 return
 
+    @abstractmethod
     def _turn(self) -> None:
-        raise NotImplementedError
+        """Serve one connection or datagram (a socket timeout just means nothing arrived yet)."""
 
     def __enter__(self) -> Self:
         self._thread.start()
