@@ -50,7 +50,7 @@ def plain_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CaseRes
 
 def _host_leftovers() -> list[str]:
     """Sentinels, decoys and cgroups the suite creates, if any were left on the host."""
-    places = [Path("/tmp"), Path.home(), Path.home() / ".config" / "nemo-opt", Path.home() / ".ssh"]
+    places = [Path("/tmp"), Path("/dev/shm"), Path.home(), Path.home() / ".config" / "nemo-opt", Path.home() / ".ssh"]
     return [str(p) for place in places if place.is_dir() for p in place.glob("*hostile*")]
 
 
@@ -61,21 +61,21 @@ def test_bwrap_contains_every_case(bwrap_results: dict[str, CaseResult], name: s
     result = bwrap_results[name]
     assert result.contained, result.line()
     assert result.seconds < LIMITS.timeout + 5, result.line()
-    assert known_gap(hostile._case(name), "bwrap") is None
+    assert known_gap(hostile._case(name), "bwrap", LIMITS) is None
 
 
 @pytest.mark.parametrize("name", CASE_IDS)
 def test_plain_reports_what_it_cannot_contain(plain_results: dict[str, CaseResult], name: str) -> None:
     """The plain fallback holds the resource cases and honestly fails the isolation ones (its documented gaps)."""
     result = plain_results[name]
-    gap = known_gap(hostile._case(name), "plain")
+    gap = known_gap(hostile._case(name), "plain", LIMITS)
     assert result.contained is (gap is None), (result.line(), gap)
     assert result.seconds < LIMITS.timeout + 5, result.line()
 
 
 def test_plain_gaps_are_the_isolation_cases() -> None:
     expected = {"tcp-connect", "dns-lookup", "write-home", "write-cwd", "write-tmp", "symlink-escape"}
-    expected |= {"env-secrets", "config-files"}
+    expected |= {"env-secrets", "config-files", "shm-fill", "userns-tmpfs", "write-outside-scope"}
     assert {case.name for case in CASES if case.plain_gap} == expected
 
 
@@ -87,6 +87,8 @@ def test_the_agent_is_told_which_limit_hit(
         assert "stopped: processes limit reached" in results["fork-bomb"].observation
         assert results["disk-fill"].limit is Limit.DISK
         assert "stopped: disk limit reached" in results["disk-fill"].observation
+        assert results["deleted-file-disk"].limit is Limit.DISK
+        assert "stopped: disk limit reached" in results["deleted-file-disk"].observation
         assert results["memory-bomb"].limit is Limit.MEMORY
         assert results["stdout-flood"].limit is Limit.OUTPUT
         assert results["sigterm-sleepers"].limit is Limit.TIMEOUT
@@ -135,6 +137,34 @@ def test_disk_quota_counts_many_small_files(tmp_path: Path) -> None:
     assert box.run("ls | wc -l", cwd=Path()).ok
     assert box.run("rm -f f* more; echo ok", cwd=Path()).ok
     assert box.run("head -c 1048576 /dev/urandom > small", cwd=Path()).ok
+
+
+def test_bwrap_memory_filesystems_are_bounded(bwrap_results: dict[str, CaseResult]) -> None:
+    """/dev/shm holds a quarter of the memory limit, and no tmpfs can be mounted in a nested user namespace."""
+    assert f"{LIMITS.memory_mb // 4} MiB held in /dev/shm" in bwrap_results["shm-fill"].evidence
+    assert bwrap_results["userns-tmpfs"].evidence == "unshare or the tmpfs mount was refused"
+    assert "own folder written" in bwrap_results["write-outside-scope"].evidence
+
+
+def test_plain_shows_its_new_gaps(plain_results: dict[str, CaseResult]) -> None:
+    """What the plain backend cannot hold is shown, with what got through, when this machine lets it through."""
+    gaps = {name: known_gap(hostile._case(name), "plain", LIMITS) for name in ("shm-fill", "userns-tmpfs")}
+    if gaps["shm-fill"] is not None:
+        assert f"{LIMITS.memory_mb + 128} MiB held in /dev/shm" in plain_results["shm-fill"].evidence
+    if gaps["userns-tmpfs"] is not None:
+        assert f"{LIMITS.memory_mb + 128} MiB held in a private tmpfs" in plain_results["userns-tmpfs"].evidence
+    scope = plain_results["write-outside-scope"]
+    assert not scope.contained and "sibling file altered" in scope.evidence, scope.line()
+    assert plain_results["deleted-file-disk"].contained
+
+
+@pytest.mark.parametrize("kind", ["plain", pytest.param("bwrap", marks=[pytest.mark.bwrap, SKIP_WITHOUT_BWRAP])])
+def test_deleted_files_are_counted_without_a_cgroup(no_cgroup: None, tmp_path: Path, kind: str) -> None:
+    """Without a cgroup the command's processes are its process group and their descendants (bwrap's own
+    session included): the deleted files they hold still count."""
+    box = make_sandbox(kind, tmp_path / "ws", LIMITS)
+    [result] = run_suite(box, ["deleted-file-disk"], host=HostPaths(cwd=tmp_path))
+    assert result.contained and result.limit is Limit.DISK, result.line()
 
 
 def test_disk_setting_is_threaded_through(tmp_path: Path) -> None:
@@ -213,3 +243,26 @@ def test_doctor_sandbox_bwrap_passes(tmp_path: Path, monkeypatch: pytest.MonkeyP
     )
     assert code == 0
     assert {name: m["verdict"] for name, m in lines.items()} == {"write-cwd": "contained", "setsid-daemon": "contained"}
+
+
+@SKIP_WITHOUT_BWRAP
+@pytest.mark.bwrap
+def test_doctor_sandbox_bwrap_holds_the_new_cases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    new = ("shm-fill", "userns-tmpfs", "deleted-file-disk", "write-outside-scope")
+    code, lines = _doctor(
+        tmp_path, monkeypatch, "--sandbox-kind", "bwrap", *(arg for n in new for arg in ("--case", n))
+    )
+    assert code == 0
+    assert {name: m["verdict"] for name, m in lines.items()} == dict.fromkeys(new, "contained")
+
+
+def test_doctor_sandbox_plain_lists_the_scope_gap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, lines = _doctor(
+        tmp_path, monkeypatch, "--sandbox-kind", "plain", "--case", "write-outside-scope", "--case", "deleted-file-disk"
+    )
+    assert code == 1
+    assert lines["write-outside-scope"]["verdict"] == "NOT CONTAINED"
+    assert lines["deleted-file-disk"]["verdict"] == "contained"
+    done = CliRunner().invoke(cli, ["doctor", "--sandbox", "--sandbox-kind", "plain", "--case", "write-outside-scope"])
+    assert "write-outside-scope: the plain backend cannot enforce write scopes" in done.output
+    assert "write scopes are not enforced" in done.output  # describe_containment() of the plain backend

@@ -25,6 +25,7 @@ from nemo_opt.sandbox import (
     Sandbox,
     SandboxWarning,
     SubprocessSandbox,
+    _cgroup,
     bwrap_available,
     bwrap_problem,
     factory,
@@ -347,6 +348,174 @@ def test_bwrap_hides_user_files(workspace: Path, tmp_path: Path) -> None:
     assert "No such file or directory" in result.output
     assert "shadow" not in result.output
     assert "the-private-content" in sandbox("plain", workspace).run(f"cat {secret}", cwd=workspace).output
+
+
+@pytest.mark.bwrap
+@SKIP_WITHOUT_BWRAP
+def test_bwrap_memory_filesystems_fit_the_memory_limit(workspace: Path) -> None:
+    """/tmp is half of the memory limit and /dev/shm a quarter; the rest of /dev and / store nothing."""
+    box = sandbox("bwrap", workspace, memory_mb=256, file_size_mb=64)
+    sizes = box.run("df -k --output=target,size /tmp /dev/shm | tail -n +2", cwd=workspace).output.split()
+    assert dict(zip(sizes[::2], sizes[1::2], strict=True)) == {"/tmp": str(128 * 1024), "/dev/shm": str(64 * 1024)}
+    result = box.run(
+        "for i in $(seq 1 12); do head -c 32M /dev/zero > /dev/shm/f$i || break; done; du -sm /dev/shm; "
+        "echo x > /dev/planted; echo x > /planted; echo x > /dev/null && echo null-ok; "
+        "python -c 'import multiprocessing as m; m.Lock(); print(\"lock-ok\")'",
+        cwd=workspace,
+    )
+    assert "No space left on device" in result.output
+    assert "64\t/dev/shm" in result.output
+    assert result.output.count("Read-only file system") == 2
+    assert "null-ok" in result.output
+    # /dev/shm is full here, so the semaphore a Lock needs fails; in a fresh command it works.
+    assert (
+        "lock-ok"
+        in box.run("python -c 'import multiprocessing as m; m.Lock(); print(\"lock-ok\")'", cwd=workspace).output
+    )
+
+
+@pytest.mark.bwrap
+@SKIP_WITHOUT_BWRAP
+def test_bwrap_refuses_nested_user_namespaces(workspace: Path) -> None:
+    box = sandbox("bwrap", workspace)
+    assert isinstance(box, BwrapSandbox) and box.userns_disabled
+    assert "nested user namespaces refused" in box.describe_containment()
+    result = box.run("unshare -rm true && echo unshared", cwd=workspace)
+    assert result.exit_code != 0 and "unshared" not in result.output, result.output
+
+
+@pytest.mark.parametrize("cgroup", [pytest.param(True, id="cgroup"), pytest.param(False, id="no-cgroup")])
+def test_deleted_open_files_count_toward_the_disk_quota(
+    kind: str, workspace: Path, cgroup: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not cgroup:
+        monkeypatch.setattr(_cgroup, "pids_cgroup_root", lambda: None)
+    (workspace / "held.py").write_text(
+        "import os, time\n"
+        "held = []\n"
+        "for i in range(40):\n"
+        "    f = open(f'held{i}', 'wb'); os.unlink(f.name); f.write(b'x' * (4 << 20)); f.flush(); held.append(f)\n"
+        "print('wrote 160 MiB'); time.sleep(10)\n"
+    )
+    result = sandbox(kind, workspace, disk_mb=16, file_size_mb=8).run("python held.py", cwd=workspace)
+    assert result.limit_hit is Limit.DISK and "wrote 160 MiB" not in result.output, result.describe()
+    assert result.seconds < 5
+    # Once the command is gone its deleted files are freed: the next one starts with an empty quota.
+    assert sandbox(kind, workspace, disk_mb=16).run("head -c 1048576 /dev/zero > small", cwd=workspace).ok
+
+
+def test_no_bytecode_is_written(kind: str, workspace: Path) -> None:
+    (workspace / "helper.py").write_text("VALUE = 7\n")
+    result = sandbox(kind, workspace).run(
+        "python -c 'import helper; print(helper.VALUE)'; echo $PYTHONDONTWRITEBYTECODE", cwd=workspace
+    )
+    assert result.ok and result.output.split() == ["7", "1"], result.output
+    assert not list(workspace.rglob("__pycache__")) and not list(workspace.rglob("*.pyc"))
+
+
+# --- write scopes and relocation ---------------------------------------------------------------------------------
+
+
+def test_scoped_writes_only_inside_its_folders(kind: str, workspace: Path) -> None:
+    for name in ("mine", "also", "theirs"):
+        (workspace / name).mkdir()
+    (workspace / "theirs" / "kept.txt").write_text("theirs\n")
+    box = sandbox(kind, workspace)
+    scoped = box.scoped([workspace / "mine", Path("also")])
+    assert scoped.writable == (workspace / "mine", workspace / "also") and box.writable is None
+    result = scoped.run(
+        f"echo a > {workspace}/mine/a; echo b > {workspace}/also/b; cat {workspace}/theirs/kept.txt; "
+        f"echo x > {workspace}/theirs/planted; echo x > {workspace}/planted; rm -f {workspace}/theirs/kept.txt; "
+        "mkdir -p $TMPDIR/t && echo tmp-ok",
+        cwd=workspace / "mine",
+    )
+    assert "theirs" in result.output and "tmp-ok" in result.output  # the whole workspace is readable, /tmp usable
+    assert (workspace / "mine" / "a").is_file() and (workspace / "also" / "b").is_file()
+    outside = [workspace / "theirs" / "planted", workspace / "planted"]
+    if kind == "bwrap":
+        assert scoped.enforces_scope
+        assert not any(path.exists() for path in outside) and (workspace / "theirs" / "kept.txt").is_file()
+        assert result.output.count("Read-only file system") == 3, result.output
+    else:
+        assert not scoped.enforces_scope  # the plain backend keeps the scope for the record, and says so
+        assert all(path.exists() for path in outside)
+        assert "write scopes are not enforced" in box.describe_containment()
+        assert f"writes are scoped to {workspace}/mine" in scoped.describe_containment()
+        assert "but not enforced" in scoped.describe_containment()
+    # The unscoped sandbox it came from still writes everywhere.
+    assert box.run(f"echo y > {workspace}/theirs/again", cwd=workspace).ok
+    assert (workspace / "theirs" / "again").is_file()
+
+
+def test_scoped_and_relocated_share_limits_passthrough_and_slots(
+    kind: str, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOLVER_THREADS", "3")
+    (workspace / "mine").mkdir()
+    box = make_sandbox(kind, workspace, Limits(timeout=9.0, memory_mb=700), env_passthrough=["SOLVER_THREADS"])
+    box.slots = threading.BoundedSemaphore(2)
+    elsewhere = tmp_path / "referee" / "fresh"
+    for twin in (box.scoped([workspace / "mine"]), box.relocated(elsewhere)):
+        assert type(twin) is type(box) and twin is not box
+        assert twin.limits == box.limits and twin.slots is box.slots
+        assert twin.env_passthrough == ("SOLVER_THREADS",)
+        assert twin.enforces_scope is box.enforces_scope is (kind == "bwrap")
+        assert "SOLVER_THREADS=3" in twin.run("env", cwd=twin.workspace / ("mine" if twin.writable else "")).output
+
+
+def test_relocated_runs_in_its_own_workspace(kind: str, workspace: Path, tmp_path: Path) -> None:
+    (workspace / "mine").mkdir()
+    (workspace / "secret.txt").write_text("agent-workspace-content\n")
+    box = sandbox(kind, workspace).scoped([workspace / "mine"])
+    fresh = tmp_path / "referee"
+    moved = box.relocated(fresh)
+    assert moved.workspace == fresh.resolve() and fresh.is_dir()
+    assert moved.writable is None and box.workspace == workspace.resolve()
+    result = moved.run(f"pwd; echo ok > verdict; echo $HOME; cat {workspace}/secret.txt", cwd=fresh)
+    assert (fresh / "verdict").read_text() == "ok\n"
+    assert result.output.splitlines()[:2] == [str(fresh.resolve())] * 2
+    if kind == "bwrap":  # the agents' workspace is not even visible from the relocated sandbox
+        assert "agent-workspace-content" not in result.output
+    with pytest.raises(SandboxError, match="outside the sandbox workspace"):
+        moved.run("true", cwd=workspace)
+
+
+def test_scoped_refuses_folders_it_cannot_bind(kind: str, workspace: Path, tmp_path: Path) -> None:
+    (workspace / "mine").mkdir()
+    (workspace / "mine" / "inner").mkdir()
+    (workspace / "other").mkdir()
+    (workspace / "file.txt").write_text("x")
+    (workspace / "escape").symlink_to(tmp_path)
+    box = sandbox(kind, workspace)
+    with pytest.raises(SandboxError, match="outside the sandbox workspace"):
+        box.scoped([tmp_path])
+    with pytest.raises(SandboxError, match="outside the sandbox workspace"):
+        box.scoped([workspace / "escape"])
+    with pytest.raises(SandboxError, match="does not exist"):
+        box.scoped([workspace / "missing"])
+    assert not (workspace / "missing").exists()  # nothing is created for the caller
+    with pytest.raises(SandboxError, match="not a directory"):
+        box.scoped([workspace / "file.txt"])
+    narrow = box.scoped([workspace / "mine"])
+    assert narrow.scoped([workspace / "mine" / "inner"]).writable == (workspace / "mine" / "inner",)
+    with pytest.raises(SandboxError, match="a scope only narrows"):
+        narrow.scoped([workspace / "other"])
+    nothing = box.scoped([])
+    assert nothing.writable == ()
+    assert "writes are scoped to nothing" in nothing.describe_containment()
+
+
+@pytest.mark.bwrap
+@SKIP_WITHOUT_BWRAP
+def test_bwrap_scope_folder_swapped_for_a_symlink_is_refused(workspace: Path) -> None:
+    (workspace / "mine").mkdir()
+    scoped = sandbox("bwrap", workspace).scoped([workspace / "mine"])
+    assert scoped.run("true", cwd=workspace).ok
+    (workspace / "mine").rmdir()
+    (workspace / "mine").symlink_to(workspace)
+    with pytest.raises(SandboxError, match="no longer a directory of the workspace"):
+        scoped.run(f"echo x > {workspace}/planted", cwd=workspace)
+    assert not (workspace / "planted").exists()
 
 
 # --- choosing a backend ------------------------------------------------------------------------------------------

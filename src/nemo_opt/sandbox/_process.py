@@ -32,6 +32,9 @@ _DRAIN_GRACE_SECONDS = 1.0
 class Watch(Protocol):
     """Looks at a running command: the limit it has gone past, if any (``final``: it has ended, look thoroughly)."""
 
+    def started(self, pid: int) -> None:
+        """The launched process: its pid is also its process group's id."""
+
     def __call__(self, *, final: bool = False) -> Limit | None: ...
 
 
@@ -188,6 +191,8 @@ def run_process(
     except OSError as exc:
         raise SandboxError(f"Could not start the sandbox launcher {argv[0]}: {exc}") from exc
     assert proc.stdout is not None  # stdout=PIPE guarantees it
+    if watch is not None:
+        watch.started(proc.pid)
     done = threading.Event()
     capture = _OutputCapture(proc.stdout.fileno(), max_output_bytes, done.set)
     capture.start()

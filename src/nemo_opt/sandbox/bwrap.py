@@ -18,7 +18,7 @@ from nemo_opt.sandbox._process import ProcessOutcome, run_process
 from nemo_opt.sandbox.base import Limits
 from nemo_opt.sandbox.local import BASH, SubprocessSandbox
 
-__all__ = ["BWRAP_FIX", "BwrapSandbox", "bwrap_available", "bwrap_problem"]
+__all__ = ["BWRAP_FIX", "BwrapSandbox", "bwrap_available", "bwrap_problem", "disables_userns"]
 
 BWRAP_FIX = (
     "Install bubblewrap (Debian/Ubuntu: `apt install bubblewrap`; Fedora: `dnf install bubblewrap`) and make sure "
@@ -98,26 +98,66 @@ def _python_args() -> tuple[str, ...]:
     return tuple(args)
 
 
+def _memory_fs_args(memory_bytes: int) -> list[str]:
+    """/dev read-only, and /tmp and /dev/shm, the filesystems held in memory, sized so that together they fit the limit.
+
+    tmpfs pages belong to no process's address space, so RLIMIT_AS does not bound them; --size does. /tmp gets half
+    of the memory limit and /dev/shm a quarter, leaving a quarter for the processes' own pages. The rest of /dev is
+    remounted read-only: otherwise it is one more unbounded tmpfs to fill.
+    """
+    return [
+        "--dev",
+        "/dev",
+        "--size",
+        str(memory_bytes // 4),
+        "--tmpfs",
+        "/dev/shm",
+        "--remount-ro",
+        "/dev",
+        "--size",
+        str(memory_bytes // 2),
+        "--tmpfs",
+        "/tmp",
+    ]
+
+
+# The root bwrap builds the sandbox on is a tmpfs of its own, unbounded; made read-only once every mount is in place.
+_SEAL_ROOT = ("--remount-ro", "/")
+# Without it, `unshare -rm` inside the sandbox gives back the capabilities to mount tmpfs of any size (bwrap >= 0.8).
+_DISABLE_USERNS = ("--disable-userns",)
+
+
+def _probe_argv(bwrap: str, extra: Sequence[str] = ()) -> list[str]:
+    argv = [bwrap, *_namespace_args(), *_system_args(), "--proc", "/proc", *_memory_fs_args(64 * MIB)]
+    return [*argv, *_python_args(), *_SEAL_ROOT, *extra, "--", "/bin/true"]
+
+
+def _try(argv: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        list(argv), stdin=subprocess.DEVNULL, capture_output=True, env={}, timeout=_PROBE_TIMEOUT, check=False
+    )
+
+
 @functools.cache
 def _probe(bwrap: str) -> str | None:
     """Start ``true`` in a sandbox like the real ones; the reason it failed, or None when it works."""
-    argv = [bwrap, *_namespace_args(), *_system_args(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    argv += _python_args()
     try:
-        done = subprocess.run(
-            [*argv, "--", "/bin/true"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            env={},
-            timeout=_PROBE_TIMEOUT,
-            check=False,
-        )
+        done = _try(_probe_argv(bwrap))
     except (OSError, subprocess.SubprocessError) as exc:
         return f"running {bwrap} failed: {exc}"
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).decode("utf-8", errors="replace").strip()
         return f"{bwrap} cannot create a sandbox here: {detail or f'exit code {done.returncode}'}"
     return None
+
+
+@functools.cache
+def disables_userns(bwrap: str) -> bool:
+    """Whether this bwrap can forbid new user namespaces inside the sandbox here (probed once per process)."""
+    try:
+        return _try(_probe_argv(bwrap, (*_DISABLE_USERNS, "--assert-userns-disabled"))).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def bwrap_problem() -> str | None:
@@ -148,8 +188,9 @@ class BwrapSandbox(SubprocessSandbox):
     name: str = "bwrap"
     containment: str = (
         "bubblewrap: no network, system and Python environment read-only, the workspace the only writable host "
-        "path, home directories and other files hidden, every process killed with the command, plus timeouts, "
-        "rlimits and a scrubbed environment; not contained: kernel exploits, and CPU and memory use up to the limits"
+        "path, home directories and other files hidden, /tmp and /dev/shm sized to fit the memory limit, every "
+        "process killed with the command, plus timeouts, rlimits and a scrubbed environment; not contained: "
+        "kernel exploits, and CPU and memory use up to the limits"
     )
 
     def __init__(
@@ -166,17 +207,42 @@ class BwrapSandbox(SubprocessSandbox):
             raise SandboxError(f"The bubblewrap sandbox cannot be used: {problem}. {BWRAP_FIX}")
         super().__init__(workspace, limits, env_passthrough=env_passthrough)
         self.bwrap = path
+        self.userns_disabled = disables_userns(path)
+
+    @property
+    def enforces_scope(self) -> bool:
+        return True
+
+    def describe_containment(self) -> str:
+        userns = "nested user namespaces refused"
+        if not self.userns_disabled:
+            userns = "nested user namespaces allowed (this bwrap cannot refuse them; 0.8.0 or newer can)"
+        return f"{super().describe_containment()}; {userns}; {self._scope_text()}"
 
     def _tmpdir(self) -> str:
         return "/tmp"
 
-    def _arguments(self, cwd: Path, env: dict[str, str], status_fd: int) -> list[str]:
+    def _workspace_args(self) -> list[str]:
+        """The workspace read-write, or read-only with the scope's folders bound writable over it (in that order)."""
         workspace = str(self.workspace)
-        args = [*_namespace_args(), *_system_args(), "--proc", "/proc", "--dev", "/dev"]
-        # tmpfs pages are not part of any process's address space, so RLIMIT_AS does not bound them; --size does.
-        args += ["--size", str(self.limits.memory_mb * MIB), "--tmpfs", "/tmp", *_python_args()]
+        if self.writable is None:
+            return ["--bind", workspace, workspace]
+        args = ["--ro-bind", workspace, workspace]
+        for folder in self.writable:
+            # A folder swapped for a symlink since the scope was made would carry the writable bind elsewhere.
+            if folder.is_symlink() or not folder.is_dir() or folder.resolve() != folder:
+                raise SandboxError(f"Writable folder {folder} is no longer a directory of the workspace.")
+            args += ["--bind", str(folder), str(folder)]
+        return args
+
+    def _arguments(self, cwd: Path, env: dict[str, str], status_fd: int) -> list[str]:
+        args = [*_namespace_args(), *_system_args(), "--proc", "/proc"]
+        args += [*_memory_fs_args(self.limits.memory_mb * MIB), *_python_args()]
         # Bound after /tmp so that a workspace living under /tmp is not hidden by the tmpfs.
-        args += ["--bind", workspace, workspace, "--chdir", str(cwd), "--clearenv"]
+        args += [*self._workspace_args(), *_SEAL_ROOT]
+        if self.userns_disabled:
+            args += _DISABLE_USERNS
+        args += ["--chdir", str(cwd), "--clearenv"]
         for name, value in env.items():
             args += ["--setenv", name, value]
         # bwrap writes the command's exit code to this fd only when the sandbox was set up and the command started;

@@ -1,11 +1,12 @@
 """Hostile code, run through a real sandbox exactly as agent-written code is, judged from the host.
 
 Each case writes a snippet into a fresh directory of the sandbox's workspace, runs it with ``sandbox.run`` and then
-looks from the outside whether the sandbox held: the sentinel file outside the workspace does not exist, the loopback
-server this suite started saw no connection, no process carrying the case's mark survives, the secret never shows
-in the output or the workspace. Every snippet is bounded even when the sandbox does not hold it (the fork bomb stops
-at a ceiling, the memory and disk bombs a little past their limit), and the suite kills and deletes whatever a case
-leaves behind, so running it leaves the machine healthy whatever the backend.
+looks from the outside whether the sandbox held: the sentinel file outside the workspace (or outside the write
+scope) does not exist, the loopback server this suite started saw no connection, no process carrying the case's
+mark survives, the secret never shows in the output or the workspace, memory-backed filesystems and deleted files
+held no more than the limits allow. Every snippet is bounded even when the sandbox does not hold it (the fork bomb
+stops at a ceiling, the memory, disk and tmpfs fills a little past their limit), and the suite kills and deletes
+whatever a case leaves behind, so running it leaves the machine healthy whatever the backend.
 
 ``nemo-opt doctor --sandbox`` runs it; so do the tests.
 """
@@ -13,6 +14,7 @@ leaves behind, so running it leaves the machine healthy whatever the backend.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import shutil
@@ -36,6 +38,7 @@ from nemo_opt.sandbox._proc import proc_pids, read_proc
 from nemo_opt.sandbox._process import HEAD_BYTES, TAIL_BYTES
 from nemo_opt.sandbox._watch import disk_usage
 from nemo_opt.sandbox.base import ExecResult, Limit, Limits
+from nemo_opt.sandbox.bwrap import disables_userns
 from nemo_opt.sandbox.local import SubprocessSandbox
 
 __all__ = [
@@ -296,6 +299,9 @@ def _dns_lookup(trial: Trial) -> Verdict:
 # --- filesystem ----------------------------------------------------------------------------------------------------
 
 _WRITE_GAP = "the plain backend has no filesystem isolation: code writes wherever this user can"
+_SCOPE_GAP = "the plain backend cannot enforce write scopes: a scoped command writes anywhere in the workspace"
+_SHM_GAP = "the plain backend shares the host's /dev/shm: what code stores there is memory no limit counts"
+_USERNS_GAP = "the plain backend lets code create user namespaces (unshare -rm) and mount a tmpfs of any size in them"
 _READ_GAP = "the plain backend has no filesystem isolation: code reads any file this user can"
 
 
@@ -565,6 +571,132 @@ def _fill_disk(trial: Trial) -> Verdict:
     return Verdict(held, evidence, result)
 
 
+def _deleted_files(trial: Trial) -> Verdict:
+    """Open workspace files, delete each at once and keep writing to them: blocks no walk of the workspace finds."""
+    target = 2 * trial.limits.disk_mb + 256
+    chunk = min(8, trial.limits.file_size_mb)
+    result = trial.python(
+        "deleted.py",
+        f"""
+        import os
+        block = os.urandom(1 << 20) * {chunk}
+        held, written = [], 0
+        with open("reached", "w") as log:
+            while written < {target}:
+                out = open(f"held-{{written}}.bin", "wb")
+                os.unlink(out.name)
+                out.write(block)
+                out.flush()
+                held.append(out)
+                written += {chunk}
+                log.write(f"{{written}}\\n")
+                log.flush()
+        print("wrote", written, "MiB to deleted files")
+        """,
+    )
+    reached = _last_number(trial.folder / "reached")
+    held = result.limit_hit is Limit.DISK and reached < target
+    when = " when stopped" if result.limit_hit is not None else ""
+    evidence = f"{reached} MiB written to deleted files{when} (quota {trial.limits.disk_mb} MiB, attempt {target} MiB)"
+    return Verdict(held, evidence, result)
+
+
+# --- memory-backed filesystems -------------------------------------------------------------------------------------
+
+_SHM_DIR = Path("/dev/shm")
+
+
+def _fill_script(where: str, target: int, chunk: int) -> str:
+    """Python that writes ``chunk`` MiB files under ``where`` up to ``target`` MiB, logging the total to ./reached."""
+    return f"""
+        import os
+        block = b"x" * ({chunk} << 20)
+        written = 0
+        os.makedirs({where!r}, exist_ok=True)
+        with open("reached", "w") as log:
+            while written < {target}:
+                try:
+                    with open(os.path.join({where!r}, f"{{written}}.bin"), "wb") as out:
+                        out.write(block)
+                except OSError as exc:
+                    print("write refused:", exc)
+                    break
+                written += {chunk}
+                log.write(f"{{written}}\\n")
+                log.flush()
+        print("held", written, "MiB in", {where!r})
+        """
+
+
+def _last_number(path: Path) -> int:
+    try:
+        return int(path.read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _shm_fill(trial: Trial) -> Verdict:
+    """Write files into /dev/shm (memory no process owns, so RLIMIT_AS does not count it) past the memory limit."""
+    target = trial.limits.memory_mb + 128
+    shm = _SHM_DIR / f"nemo-hostile-{trial.token}"
+    try:
+        result = trial.python("shm.py", _fill_script(str(shm), target, min(8, trial.limits.file_size_mb)))
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)  # the host's /dev/shm when the sandbox shares it
+    reached = _last_number(trial.folder / "reached")
+    held = reached <= trial.limits.memory_mb
+    return Verdict(held, f"{reached} MiB held in /dev/shm (memory limit {trial.limits.memory_mb} MiB)", result)
+
+
+def _userns_tmpfs(trial: Trial) -> Verdict:
+    """Become root of a new user namespace (unshare -rm), mount a tmpfs and fill it past the memory limit."""
+    target = trial.limits.memory_mb + 128
+    trial.write("fill.py", _fill_script("mnt/fill", target, min(8, trial.limits.file_size_mb)))
+    # The mount lives in the command's own mount namespace: it vanishes with it and the host never sees it.
+    result = trial.run(
+        "mkdir -p mnt; unshare -rm sh -c 'mount -t tmpfs nemo-hostile mnt && echo mounted > mounted && "
+        "python fill.py'; echo unshare exit=$?"
+    )
+    mounted = (trial.folder / "mounted").exists()
+    reached = _last_number(trial.folder / "reached")
+    if not mounted:
+        return Verdict(True, "unshare or the tmpfs mount was refused", result)
+    held = reached <= trial.limits.memory_mb
+    return Verdict(held, f"{reached} MiB held in a private tmpfs (memory limit {trial.limits.memory_mb} MiB)", result)
+
+
+# --- write scopes --------------------------------------------------------------------------------------------------
+
+
+def _write_outside_scope(trial: Trial) -> Verdict:
+    """Through a sandbox scoped to one folder: write into a sibling folder and the workspace root, and overwrite,
+    delete and rename a sibling's file."""
+    mine, theirs = trial.folder / "mine", trial.folder / "theirs"
+    mine.mkdir()
+    theirs.mkdir()
+    kept = theirs / "kept.txt"
+    kept.write_text(trial.token)
+    planted = theirs / f"planted-{trial.token}"
+    at_root = trial.sandbox.workspace / f".nemo-hostile-{trial.token}"
+    box = trial.sandbox.scoped([mine])
+    try:
+        result = box.run(
+            f"echo pwned > '{planted}'; echo pwned > '{at_root}'; echo pwned > '{kept}'; "
+            f"mv '{kept}' '{theirs}/moved' || rm -f '{kept}'; echo mine > '{mine}/own.txt'; ls -la '{theirs}'",
+            cwd=mine,
+            timeout=trial.timeout,
+        )
+        written = [path.name for path in (planted, at_root) if path.exists()]
+        altered = not kept.is_file() or kept.read_text() != trial.token
+        own = (mine / "own.txt").is_file()
+    finally:
+        with contextlib.suppress(OSError):
+            at_root.unlink()
+    evidence = f"written outside the scope: {', '.join(written) or 'nothing'}; "
+    evidence += f"sibling file {'altered' if altered else 'intact'}; own folder {'written' if own else 'NOT written'}"
+    return Verdict(not written and not altered, evidence, result)
+
+
 def _root_without_cgroup_gap() -> str | None:
     if os.getuid() != 0 or pids_cgroup_root() is not None:
         return None
@@ -608,6 +740,24 @@ CASES: tuple[Case, ...] = (
     Case("setsid-daemon", "start daemons that try to outlive the run", _setsid_daemon),
     Case("stdout-flood", f"print {_FLOOD_MB} MB to stdout", _output_flood),
     Case("disk-fill", "fill the disk with many files", _fill_disk),
+    Case(
+        "deleted-file-disk",
+        "write to workspace files deleted while open, past the disk quota",
+        _deleted_files,
+    ),
+    Case("shm-fill", "fill /dev/shm past the memory limit", _shm_fill, _SHM_GAP),
+    Case(
+        "userns-tmpfs",
+        "unshare -rm, mount a tmpfs and fill it past the memory limit",
+        _userns_tmpfs,
+        _USERNS_GAP,
+    ),
+    Case(
+        "write-outside-scope",
+        "from a sandbox scoped to one folder, write to another folder and the workspace root",
+        _write_outside_scope,
+        _SCOPE_GAP,
+    ),
 )
 
 
@@ -615,12 +765,44 @@ def case_names() -> list[str]:
     return [case.name for case in CASES]
 
 
-def known_gap(case: Case, backend: str) -> str | None:
-    """Why ``backend`` cannot contain ``case`` on this machine, or None when it should."""
+@functools.cache
+def _host_makes_user_namespaces() -> bool:
+    """Whether this user can create a user and mount namespace here, as ``unshare -rm`` does (probed once)."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return False
+    try:
+        done = subprocess.run([unshare, "-rm", "true"], stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _host_shm_room() -> int:
+    """Bytes this user could store in the host's /dev/shm now (0 when there is none or it is not writable)."""
+    if not os.access(_SHM_DIR, os.W_OK):
+        return 0
+    try:
+        usage = os.statvfs(_SHM_DIR)
+    except OSError:
+        return 0
+    return usage.f_bavail * usage.f_frsize
+
+
+def known_gap(case: Case, backend: str, limits: Limits | None = None) -> str | None:
+    """Why ``backend`` cannot contain ``case`` on this machine (under ``limits``, default ones when None), or None
+    when it should."""
     if case.name == "fork-bomb":
         return _root_without_cgroup_gap()
     if case.name == "setsid-daemon" and pids_cgroup_root() is None and backend == "plain":
         return "without a pids cgroup, a daemon that calls setsid and drops its environment escapes the group kill"
+    if case.name == "userns-tmpfs":
+        if backend == "bwrap" and not disables_userns(shutil.which("bwrap") or "bwrap"):
+            return "this bwrap cannot forbid user namespaces inside the sandbox (--disable-userns needs bwrap 0.8.0)"
+        if backend == "plain" and not _host_makes_user_namespaces():
+            return None  # the host itself refuses unshare -rm
+    if case.name == "shm-fill" and backend == "plain" and _host_shm_room() <= (limits or Limits()).memory_mb * MIB:
+        return None  # the host's /dev/shm is too small to hold more than the memory limit
     return case.plain_gap if backend == "plain" else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import signal
 import threading
@@ -43,6 +44,42 @@ class SubprocessSandbox(ABC):
         self.env_passthrough = accepted_names(env_passthrough)
         # Shared by every sandbox of the process when set: bounds CPU-heavy commands run at once.
         self.slots: threading.BoundedSemaphore | None = None
+        # The folders commands may write to; None: the whole workspace.
+        self.writable: tuple[Path, ...] | None = None
+
+    @property
+    def enforces_scope(self) -> bool:
+        """Whether commands of a ``scoped`` sandbox really cannot write outside its folders."""
+        return False
+
+    def scoped(self, writable: Sequence[Path]) -> SubprocessSandbox:
+        """A sandbox like this one (limits, passthrough and ``slots`` shared) whose commands see the whole
+        workspace but may write only inside ``writable``: existing folders inside the workspace (and inside this
+        sandbox's own scope, if it has one), relative ones taken from it. Only backends whose ``enforces_scope`` is
+        True hold commands to it."""
+        folders: list[Path] = []
+        for folder in writable:
+            path = (self.workspace / folder).resolve()
+            if not path.is_relative_to(self.workspace):
+                raise SandboxError(f"Writable folder {folder} is outside the sandbox workspace {self.workspace}.")
+            if self.writable is not None and not any(path.is_relative_to(outer) for outer in self.writable):
+                raise SandboxError(f"Writable folder {path} is outside this sandbox's scope (a scope only narrows).")
+            if not path.is_dir():
+                raise SandboxError(f"Writable folder {path} does not exist or is not a directory.")
+            if path not in folders:
+                folders.append(path)
+        twin = copy.copy(self)
+        twin.writable = tuple(folders)
+        return twin
+
+    def relocated(self, workspace: Path) -> SubprocessSandbox:
+        """A sandbox of the same kind, limits, passthrough and ``slots`` on ``workspace`` (created if missing),
+        all of it writable: a write scope names folders of the old workspace and does not carry over."""
+        workspace.mkdir(parents=True, exist_ok=True)
+        twin = copy.copy(self)
+        twin.workspace = workspace.resolve()
+        twin.writable = None
+        return twin
 
     def describe(self) -> str:
         """One line for the CLI: the backend, its workspace and its limits."""
@@ -64,6 +101,12 @@ class SubprocessSandbox(ABC):
             if self.name == "plain":
                 processes += "; daemons that drop their environment can outlive the command"
         return f"{self.containment}; {processes}; the workspace is held to {self.limits.disk_mb} MiB of disk"
+
+    def _scope_text(self) -> str:
+        if self.writable is None:
+            return "the whole workspace is writable"
+        where = ", ".join(str(path) for path in self.writable) or "nothing"
+        return f"writes are scoped to {where}"
 
     def resolve_cwd(self, cwd: Path) -> Path:
         """``cwd`` as an absolute directory inside the workspace (relative paths are taken from the workspace)."""
@@ -135,6 +178,12 @@ class PlainSandbox(SubprocessSandbox):
         "plain subprocess: timeouts, rlimits and a scrubbed environment only; code can reach the network, "
         "write anywhere and read any file this user can (including /proc/<pid>/environ of this user's processes)"
     )
+
+    def describe_containment(self) -> str:
+        scope = "write scopes are not enforced: every command can write the whole workspace and beyond"
+        if self.writable is not None:
+            scope = f"{self._scope_text()} but not enforced: the command can write the whole workspace and beyond"
+        return f"{super().describe_containment()}; {scope}"
 
     def _tmpdir(self) -> str:
         return str(self.workspace / ".tmp")
