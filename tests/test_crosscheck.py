@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import highspy
+import numpy as np
 import pytest
 
 from nemo_opt.sandbox import make_sandbox
 from nemo_opt.sandbox.base import Limits
 from nemo_opt.solution import Solution
 from nemo_opt.spec import ProblemSpec, data_from_spec
-from nemo_opt.stages.crosscheck import cross_check, read_model_file
+from nemo_opt.stages.crosscheck import cross_check, read_model_file, solve_model
 from nemo_opt.stages.validate import validate
 from nemo_opt.workspace import Workspace
 from tests.scenarios import product_mix
@@ -81,6 +82,123 @@ def test_read_model_file_gives_rows_bounds_and_types(workspace: Workspace) -> No
     assert model.columns == ["make_table", "make_chair"] and model.rows == ["carpentry", "finishing", "chair_orders"]
     assert model.integer.tolist() == [True, True] and model.cost.tolist() == [70.0, 50.0]
     assert (model.matrix @ [30.0, 40.0]).tolist() == [240.0, 100.0, 40.0]
+    assert model.sense == -1 and model.maximize and model.hessian is None and not model.quadratic
+
+
+def test_solve_model_re_solves_and_fixes_columns(workspace: Workspace) -> None:
+    model = read_model_file(_export(workspace))
+    whole = solve_model(model, time_limit=10)
+    assert whole.status == "optimal" and whole.objective == 4100.0 and whole.values is not None
+    assert whole.values.tolist() == pytest.approx([30.0, 40.0])
+    # 45 tables leave carpentry for 20 chairs but finishing for 10: 3150 + 500.
+    fixed = solve_model(model, time_limit=10, fixed={0: 45.0})
+    assert fixed.status == "optimal" and fixed.objective == 3650.0
+    assert solve_model(model, time_limit=10, fixed={0: 51.0}).status == "infeasible"
+
+
+def _export_auxiliary(ws: Workspace, *, finishing: float = 100, chair_cap: float | None = None) -> Path:
+    """The workshop model with its hours (and optionally the chairs) routed through auxiliary columns, as a
+    model.py that names its intermediate quantities would write it: hours_c = 4T + 3C <= 240, hours_f = 2T + C
+    <= finishing; with ``chair_cap``, out_chair = C <= chair_cap (an extra limit the problem does not have)."""
+    h = highspy.Highs()
+    h.silent()
+    table, chair = h.addIntegral(lb=0, name="make_table"), h.addIntegral(lb=0, name="make_chair")
+    carpentry = h.addVariable(lb=0, ub=240, name="hours_c")
+    hours = h.addVariable(lb=0, ub=finishing, name="hours_f")
+    h.addConstr(4 * table + 3 * chair - carpentry == 0, name="carpentry")
+    h.addConstr(2 * table + chair - hours == 0, name="finishing")
+    if chair_cap is not None:
+        out = h.addVariable(lb=0, ub=chair_cap, name="out_chair")
+        h.addConstr(chair - out == 0, name="chair_out")
+    h.addConstr(chair >= 10, name="chair_orders")
+    h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+    h.changeColCost(0, 70)
+    h.changeColCost(1, 50)
+    path = ws.root / "optimizers" / "opt_1" / "model.mps"
+    h.writeModel(str(path))
+    return path
+
+
+def test_a_right_model_with_auxiliary_columns_agrees(workspace: Workspace) -> None:
+    # Its capacity rows touch the auxiliary hour columns; they are decided by completing those columns, never
+    # treated as absent (which reported "model too loose" for this correct model).
+    _export_auxiliary(workspace)
+    check = _check(workspace, _solution(workspace))
+    assert check.ran and check.mapped_columns == 2 and check.auxiliary_columns == 2 and check.skipped_rows == 2
+    assert check.unknown_probes == 0 and check.issues == [], [i.message for i in check.issues]
+    assert any(p["model_feasible"] is False for p in check.points)
+    assert any(p["model_feasible"] is True and p["changed"] != OPTIMUM["make"] for p in check.points)
+
+
+def test_a_loosened_auxiliary_bound_is_caught_through_the_completion(workspace: Workspace) -> None:
+    _export_auxiliary(workspace, finishing=120)
+    check = _check(workspace, _solution(workspace))
+    assert any("too loose" in i.message and i.constraint == "finishing_capacity" for i in check.issues), [
+        i.message for i in check.issues
+    ]
+
+
+def test_an_extra_limit_on_an_auxiliary_column_is_too_tight(workspace: Workspace) -> None:
+    _export_auxiliary(workspace, chair_cap=40)
+    check = _check(workspace, _solution(workspace))
+    tight = [i.message for i in check.issues if "too tight" in i.message]
+    assert tight and any("no values of its 3 auxiliary columns satisfy" in m for m in tight), check.issues
+
+
+def _with_miqp_column(path: Path, rows: list[int], low: float = 0.0, free: bool = False) -> None:
+    """Add an integer auxiliary column z in [low, 100] to ``rows`` with a quadratic cost: every completion is
+    then a MIQP, which HiGHS cannot solve; with ``free`` the mapped columns lose their bounds."""
+    h = highspy.Highs()
+    h.silent()
+    h.readModel(str(path))
+    h.addCol(0.0, low, 100.0, len(rows), rows, [1.0] * len(rows))
+    h.changeColIntegrality(2, highspy.HighsVarType.kInteger)
+    if free:
+        h.changeColsBounds(2, [0, 1], [-highspy.kHighsInf] * 2, [highspy.kHighsInf] * 2)
+    hessian = highspy.HighsHessian()
+    hessian.dim_, hessian.format_ = 3, highspy.HessianFormat.kTriangular
+    hessian.start_, hessian.index_, hessian.value_ = [0, 0, 0, 1], [2], [-1e-6]
+    h.passHessian(hessian)
+    h.writeModel(str(path))
+
+
+def test_probes_highs_cannot_complete_are_unknown_and_left_out(workspace: Workspace) -> None:
+    # z enters the carpentry row only: probes that break a bound or the other rows are rejected for any z,
+    # the rest need a completion HiGHS cannot do; those are unknown and not sent to the simulator.
+    _with_miqp_column(_export(workspace), rows=[0])
+    check = _check(workspace, _solution(workspace))
+    assert check.ran and 0 < check.unknown_probes < 40 and check.auxiliary_columns == 1 and check.skipped_rows == 1
+    unknown = [p for p in check.points if p["model_feasible"] is None]
+    assert len(unknown) == check.unknown_probes and all("simulator" not in p for p in unknown)
+    assert all("integer columns" in p["unknown"] for p in unknown)
+    assert all(p["model_feasible"] is False for p in check.points if "simulator" in p)
+    assert not any("too loose" in i.message for i in check.issues)
+
+
+def test_without_any_decided_probe_the_check_did_not_run(workspace: Workspace) -> None:
+    _with_miqp_column(_export(workspace), rows=[0, 1, 2], low=-100, free=True)
+    check = _check(workspace, _solution(workspace))
+    assert not check.ran and check.unknown_probes == 40 and check.issues == []
+    assert "could not be completed at any probe point" in check.note and "integer columns" in check.note
+
+
+def test_a_wrong_quadratic_objective_term_is_caught_away_from_the_optimum(workspace: Workspace) -> None:
+    # 70 T + 50 C - (T - 30)^2 equals the profit at x* (4100) and nowhere T differs from 30.
+    path = _export(workspace)
+    h = highspy.Highs()
+    h.silent()
+    h.readModel(str(path))
+    h.changeColCost(0, 130.0)
+    h.changeObjectiveOffset(-900.0)
+    hessian = highspy.HighsHessian()
+    hessian.dim_, hessian.format_ = 2, highspy.HessianFormat.kTriangular
+    hessian.start_, hessian.index_, hessian.value_ = [0, 1, 1], [0], [-2.0]
+    h.passHessian(hessian)
+    h.writeModel(str(path))
+    model = read_model_file(path)
+    assert model.quadratic and np.array_equal(model.hessian.toarray(), [[-2.0, 0.0], [0.0, 0.0]])  # type: ignore[union-attr]
+    check = _check(workspace, _solution(workspace))
+    assert any("objective" in i.message and "away from the optimum" in i.message for i in check.issues)
 
 
 def test_the_right_model_agrees_everywhere(workspace: Workspace) -> None:

@@ -123,6 +123,7 @@ IssueKind = Literal[
     "status",
     "simulator_error",
     "feasible_region",
+    "model_tie",
 ]
 
 

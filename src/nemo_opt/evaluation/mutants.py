@@ -10,6 +10,11 @@ and mutated at the matrix level. Each mutant is solved; the unmutated model then
 Mutants either keep the optimal value (the interesting case: region changed, answer unchanged) or change it.
 A dropped constraint can be redundant (implied by the others); then no check can or should see it, and such
 mutants are counted separately: those whose region no one of 20,000 random points around x* separates.
+
+With ``auxiliary``, the cross-check sees each model (original and mutants) with every row's activity routed
+through an auxiliary column (a x - s = 0, l <= s <= u; :func:`lift_rows`), as a model.py that names its
+intermediate quantities writes it: only the original columns are mapped, so every row needs a completion of
+the auxiliary columns. A correct model must then raise no alarm either, and mutants must still be caught.
 """
 
 from __future__ import annotations
@@ -29,7 +34,15 @@ import numpy as np
 from nemo_opt.spec import ProblemSpec
 from nemo_opt.stages.crosscheck import ModelRows, compare_regions, feasible_mask, read_model_file, rows_judge
 
-__all__ = ["CAPTURE_SOURCE", "Mutant", "MutantOutcome", "capture_model", "evaluate_program", "make_mutants"]
+__all__ = [
+    "CAPTURE_SOURCE",
+    "Mutant",
+    "MutantOutcome",
+    "capture_model",
+    "evaluate_program",
+    "lift_rows",
+    "make_mutants",
+]
 
 # Runs a program with its solver call wrapped so the model is written to $NEMO_CAPTURE first.
 CAPTURE_SOURCE = r"""
@@ -190,6 +203,25 @@ class MutantOutcome:
     caught_objective_only: bool
     caught_with_crosscheck: bool
     note: str = ""
+    unknown_probes: int = 0  # cross-check probes HiGHS could not complete (auxiliary columns only)
+
+
+def lift_rows(source: Path, target: Path) -> None:
+    """Write ``source`` to ``target`` with each row l <= a x <= u as a x - s = 0 and an auxiliary column
+    l <= s <= u (columns appended after the original ones, which keep their positions)."""
+    import highspy
+
+    highs = highspy.Highs()
+    highs.silent()
+    highs.readModel(str(source))
+    lp = highs.getLp()
+    lower, upper = list(lp.row_lower_), list(lp.row_upper_)
+    first = lp.num_col_
+    for row in range(lp.num_row_):
+        highs.addCol(0.0, lower[row], upper[row], 1, [row], [-1.0])
+        highs.passColName(first + row, f"aux_{row}")
+        highs.changeRowBounds(row, 0.0, 0.0)
+    highs.writeModel(str(target))
 
 
 def _spec_for(model: ModelRows) -> tuple[ProblemSpec, list[str]]:
@@ -219,13 +251,31 @@ def _redundant(original: ModelRows, mutant: ModelRows, x: np.ndarray, rng: np.ra
 
 
 def evaluate_program(
-    name: str, base_file: Path, *, probes: int = 24, per_kind: int = 2, seed: int = 0, tol: float = 1e-6
+    name: str,
+    base_file: Path,
+    *,
+    probes: int = 24,
+    per_kind: int = 2,
+    seed: int = 0,
+    tol: float = 1e-6,
+    auxiliary: bool = False,
 ) -> tuple[list[MutantOutcome], bool]:
-    """All mutants of one captured model, and whether the unmutated model raised a (false) alarm."""
+    """All mutants of one captured model, and whether the unmutated model raised a (false) alarm.
+
+    With ``auxiliary`` the cross-check is shown the models with their rows lifted into auxiliary columns."""
     import highspy
+
+    def as_checked(path: Path) -> ModelRows:
+        if not auxiliary:
+            return read_model_file(path)
+        with tempfile.TemporaryDirectory() as folder:
+            lifted = Path(folder) / "lifted.mps"
+            lift_rows(path, lifted)
+            return read_model_file(lifted)
 
     rng = np.random.default_rng(seed)
     original = read_model_file(base_file)
+    shown = as_checked(base_file)
     status, objective, x_star = _solve(base_file)
     if objective is None or x_star is None:
         raise ValueError(f"{name}: the captured model does not solve to optimality ({status})")
@@ -233,7 +283,7 @@ def evaluate_program(
     as_dict = dict(zip(names, map(float, x_star), strict=True))
     mapping: dict[int, tuple[str, tuple[str, ...]]] = {i: (n, ()) for i, n in enumerate(names)}
     judge = rows_judge(original, names, tol, tol)
-    baseline = compare_regions(spec, as_dict, original, mapping, judge, probes=probes, atol=tol, rtol=tol, seed=seed)
+    baseline = compare_regions(spec, as_dict, shown, mapping, judge, probes=probes, atol=tol, rtol=tol, seed=seed)
     false_alarm = bool(baseline.issues)
     outcomes = []
     for mutant in make_mutants(original, x_star, rng, per_kind):
@@ -245,6 +295,7 @@ def evaluate_program(
             path = Path(folder) / "mutant.mps"
             highs.writeModel(str(path))
             changed = read_model_file(path)
+            checked = as_checked(path)
             m_status, m_objective, m_x = _solve(path)
         if m_objective is None or m_x is None:
             outcomes.append(
@@ -254,9 +305,18 @@ def evaluate_program(
         keeps = abs(m_objective - objective) <= 1e-6 * (1 + abs(objective))
         caught_v = _objective_only(original, m_x, m_objective, tol)
         variables = dict(zip(names, map(float, m_x), strict=True))
-        check = compare_regions(spec, variables, changed, mapping, judge, probes=probes, atol=tol, rtol=tol, seed=seed)
+        check = compare_regions(spec, variables, checked, mapping, judge, probes=probes, atol=tol, rtol=tol, seed=seed)
         redundant = _redundant(original, changed, x_star, rng) and not check.issues
         outcomes.append(
-            MutantOutcome(name, mutant.kind, mutant.detail, keeps, redundant, caught_v, caught_v or bool(check.issues))
+            MutantOutcome(
+                name,
+                mutant.kind,
+                mutant.detail,
+                keeps,
+                redundant,
+                caught_v,
+                caught_v or bool(check.issues),
+                unknown_probes=check.unknown_probes,
+            )
         )
     return outcomes, false_alarm
