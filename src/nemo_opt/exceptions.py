@@ -17,6 +17,10 @@ The tree::
     │   ├── ExtractionFailed       no usable problem specification came out of the extractor
     │   ├── AgentFailed            a coding agent ended without an accepted submission
     │   └── SandboxError           the sandbox itself could not run a command (not: the command failed)
+    ├── DoorRefused                a file an agent wrote cannot be used safely (a symlink, a FIFO, too large,
+    │                              nested too deeply, outside the caller's folder); also an OSError, so file
+    │                              code that handles OSError handles it; it becomes an observation or a
+    │                              validation failure of that agent, never a crash of the host
     └── AgentControl               control flow inside the agent loop; never escapes the loop
         ├── Submitted              the agent asked to finish and the task accepted it
         ├── LimitsExceeded         step, token or wall-clock budget used up
@@ -34,6 +38,7 @@ __all__ = [
     "BadInput",
     "ConfigError",
     "CostCeilingReached",
+    "DoorRefused",
     "ExtractionFailed",
     "FormatError",
     "LLMBadResponse",
@@ -117,6 +122,10 @@ class AgentFailed(RunFailure):
 
 class SandboxError(RunFailure):
     """The sandbox could not run a command at all (as opposed to the command failing)."""
+
+
+class DoorRefused(NemoError, OSError):
+    """A workspace file was refused by the safe door (:mod:`nemo_opt.door`); the message names it and why."""
 
 
 class AgentControl(Exception):

@@ -4,43 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from nemo_opt import door
 
 __all__ = ["atomic_copy", "atomic_write_json", "atomic_write_text", "read_json", "sha256_file", "to_jsonable"]
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see either the old or the new content, never a mix."""
+    """Write ``text`` to ``path`` so that readers see either the old or the new content, never a mix.
+
+    Goes through the safe door (:mod:`nemo_opt.door`): a symlink at ``path`` is replaced, never written through."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    door.write_text(path.parent, path.name, text)
 
 
 def atomic_copy(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` so that readers see either the old or the whole new file."""
+    """Copy the regular file ``source`` to ``target`` so that readers see either the old or the whole new file."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle, source.open("rb") as src:
-            shutil.copyfileobj(src, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    door.copy_file(source.parent, source.name, target.parent, target.name)
 
 
 def sha256_file(path: Path) -> str:
@@ -77,5 +60,5 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    """Read a JSON file."""
-    return json.loads(path.read_text(encoding="utf-8"))
+    """Read a JSON file (a regular file, size- and depth-bounded, through the safe door)."""
+    return door.read_json(path.parent, path.name)
