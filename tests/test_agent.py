@@ -88,7 +88,9 @@ def test_tool_mistakes_come_back_as_observations(workspace: Workspace) -> None:
     texts = [_observations(llm, i)[-1] for i in range(1, 8)]
     assert "not valid JSON" in texts[0]
     assert "no tool named 'launch_rocket'" in texts[1]
-    assert "outside the workspace" in texts[2] and "outside the workspace" in texts[3]
+    # Both refused by the safe door: one leaves the workspace by name, the other is a symlink out of it.
+    assert "leads outside the folder" in texts[2] and "is a symlink" in texts[3]
+    assert not any("top secret" in text for text in texts)
     assert "does not occur" in texts[5]
     assert "called no tool" in texts[6]
     # The call after an accepted submit is answered but not run, so the file stays.

@@ -60,14 +60,16 @@ def bench(tmp_path: Path) -> BenchStore:
     store = BenchStore(RunStore(tmp_path / "nemo.db"))
     # industryor, full NEMO. Graded: a1-a6 and a8 (a7 has no gold) = 7.
     # Final right: a1, a8 -> 2/7 = 28.6%. Pass@1 right: a1, a2, a3 -> 3/7 = 42.9% (a8's first answer is a number
-    # for an infeasible gold). Finished: a1-a4, a7, a8 = 6, verified a1, a2, a8 -> 50.0%. Failed: a5, a6.
+    # for an infeasible gold). Finished: a1-a4, a7, a8 = 6, verified a1, a2, a8 -> 50.0%, objective-checked a3 ->
+    # 16.7%. Failed: a5, a6.
     # Wrong: a2 modeling (verified), a3 validation disagreement, a4 no answer, a5 execution, a6 model service.
     _run(store, "ior-full", "industryor", "a" * 64, FULL, [
         _done("a1", 10.0, "optimal", 10.0, 10.0, verified=True, prompt_tokens=100, completion_tokens=50,
               cost_usd=0.25, seconds=20.0, llm_wait_seconds=10.0, stage_seconds={"extract": 2.0, "agents": 10.0}),
         _done("a2", 20.0, "optimal", 20.05, 20.0, verified=True, prompt_tokens=200, completion_tokens=100,
               cost_usd=0.5, seconds=40.0, llm_wait_seconds=30.0, stage_seconds={"extract": 4.0, "agents": 30.0}),
-        _done("a3", 30.0, "optimal", 31.0, 30.0, verified=False, prompt_tokens=300, completion_tokens=150,
+        _done("a3", 30.0, "optimal", 31.0, 30.0, verified=False, level="objective-checked",
+              prompt_tokens=300, completion_tokens=150,
               cost_usd=0.75, seconds=60.0, llm_wait_seconds=20.0, stage_seconds={"extract": 6.0, "agents": 50.0}),
         _done("a4", 40.0, "infeasible", None, None, verified=None, cost_usd=0.0),
         _failed("a5", "execution", SCRIPT, cost_usd=0.0),
@@ -120,6 +122,7 @@ def test_accuracy_and_paper_figures(report: Report) -> None:
         "Accuracy %": "28.6",
         "Pass@1 %": "42.9",
         "Verified %": "50.0",
+        "Objective-checked %": "16.7",
         "Failed": "2",
         "Paper %": "63.0 (Std)",
     }

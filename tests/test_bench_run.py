@@ -29,7 +29,6 @@ def _settings(home: Path, url: str, benchmarks: Path) -> Settings:
             "optimizers": 1,
             "memory": False,
             "llm_cache": "off",
-            "crosscheck_probes": 0,
         },
         environ={},
     )

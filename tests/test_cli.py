@@ -53,7 +53,7 @@ def test_solve_then_show(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     for stage in ("extract", "recommend", "agents", "consensus", "package"):
         assert f"✓ {stage}" in done.stderr
-    assert "verified" in done.stderr and "yes" in done.stderr and "4100" in done.stderr
+    assert "verification" in done.stderr and "verified" in done.stderr and "4100" in done.stderr
     # Progress shows each validation round; text from the model is printed literally, not as markup.
     assert "validation round 0: failed: constraint 'finishing_capacity'" in done.stderr
     assert "make[table]" in done.stderr

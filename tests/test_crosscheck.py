@@ -12,7 +12,14 @@ from nemo_opt.sandbox import make_sandbox
 from nemo_opt.sandbox.base import Limits
 from nemo_opt.solution import Solution
 from nemo_opt.spec import ProblemSpec, data_from_spec
-from nemo_opt.stages.crosscheck import cross_check, read_model_file, solve_model
+from nemo_opt.stages.crosscheck import (
+    CrossCheck,
+    compare_regions,
+    load_exported_model,
+    read_model_file,
+    solve_model,
+)
+from nemo_opt.stages.referee import Referee
 from nemo_opt.stages.validate import validate
 from nemo_opt.workspace import Workspace
 from tests.scenarios import product_mix
@@ -71,10 +78,25 @@ def _solution(ws: Workspace, model_file: str | None = "model.mps", columns: dict
     )
 
 
-def _check(ws: Workspace, path: Path, probes: int = 40):  # type: ignore[no-untyped-def]
+def _referee(ws: Workspace) -> Referee:
+    ws.write_text("simulator/test_simulator.py", product_mix.SIMULATOR_TESTS)
+    referee = Referee(ws, make_sandbox("auto", ws.root, Limits(timeout=60)), data_from_spec(SPEC), timeout=60)
+    candidate = referee.candidate()
+    assert not isinstance(candidate, str), candidate
+    referee.adopt(candidate)
+    return referee
+
+
+def _check(ws: Workspace, path: Path, probes: int = 40) -> CrossCheck:
+    """The cross-check as validation runs it: the host reads the exported model, the frozen simulator judges."""
     solution = Solution.model_validate_json(path.read_text())
-    sandbox = make_sandbox("auto", ws.root, Limits(timeout=60))
-    return cross_check(SPEC, ws, sandbox, solution, path.parent, probes=probes, atol=1e-6, rtol=1e-6, timeout=60)
+    loaded = load_exported_model(ws, path.parent, solution, SPEC)
+    if isinstance(loaded, str):
+        return CrossCheck(False, loaded)
+    referee = _referee(ws)
+    model, mapping = loaded
+    judge = lambda points: referee.check_batch(points, 1e-6)  # noqa: E731
+    return compare_regions(SPEC, solution.variables, model, mapping, judge, probes=probes, atol=1e-6, rtol=1e-6)
 
 
 def test_read_model_file_gives_rows_bounds_and_types(workspace: Workspace) -> None:
@@ -256,13 +278,33 @@ def test_no_model_file_means_no_check_and_a_note(workspace: Workspace) -> None:
 
 
 def test_validation_fails_on_a_region_disagreement_and_keeps_the_points(workspace: Workspace) -> None:
-    _export(workspace, finishing=None)
+    # Orders for at least 0 chairs instead of 10: not binding at x*, so the tie holds and only the region differs.
+    _export(workspace, min_chairs=0)
     path = _solution(workspace)
-    sandbox = make_sandbox("auto", workspace.root, Limits(timeout=60))
+    referee = _referee(workspace)
     report = validate(
-        SPEC, workspace, sandbox, path, optimizer="opt_1", round_number=0, atol=1e-6, rtol=1e-6, timeout=60, probes=24
+        SPEC, workspace, referee, path, optimizer="opt_1", round_number=0, atol=1e-6, rtol=1e-6, probes=24
     )
+    assert report.tie is not None and report.tie["tied"] is True
     assert not report.passed and report.crosscheck is not None and report.crosscheck["disagreements"] > 0
     assert report.objective_simulator == 4100.0  # the objective check alone passed
     assert (path.parent / "crosscheck_0.json").exists()
-    assert "[feasible_region]" in report.render()
+    assert "[feasible_region]" in report.render() and report.level.value == "unverified"
+
+
+def test_validation_fails_when_the_exported_model_has_a_better_optimum(workspace: Workspace) -> None:
+    # Without the finishing row the exported model's optimum is 4170: x* = 4100 is not its answer.
+    _export(workspace, finishing=None)
+    report = validate(
+        SPEC,
+        workspace,
+        _referee(workspace),
+        _solution(workspace),
+        optimizer="opt_1",
+        round_number=0,
+        atol=1e-6,
+        rtol=1e-6,
+        probes=24,
+    )
+    assert not report.passed and [i.kind for i in report.issues] == ["model_tie"]
+    assert "4170" in report.issues[0].message and report.crosscheck is None

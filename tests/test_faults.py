@@ -61,7 +61,7 @@ def test_model_that_never_passes_validation_is_reported_unverified(settings: Set
     assert all(product_mix.VIOLATED in {i.get("constraint") for i in r["issues"]} for r in reports)
     assert "still failing validation after 1 repair round" in result.optimizers[0]["note"]
     package_report = (result.package / "report.md").read_text()  # type: ignore[operator]
-    assert "verified: **no**" in package_report
+    assert "verification: **unverified**" in package_report
 
 
 def test_infeasible_problem_is_confirmed_and_reported(settings: Settings) -> None:

@@ -11,6 +11,7 @@ from nemo_opt.sandbox import make_sandbox
 from nemo_opt.sandbox.base import Limits
 from nemo_opt.solution import SolveStatus
 from nemo_opt.spec import ProblemSpec, data_from_spec
+from nemo_opt.stages.referee import Referee
 from nemo_opt.stages.simulate import accept_simulator, probe_solution
 from nemo_opt.stages.validate import check_domains, check_shapes, validate
 from nemo_opt.workspace import Workspace
@@ -36,9 +37,16 @@ def _solution(ws: Workspace, make: dict[str, float], objective: float, status: s
     )
 
 
+def _referee(ws: Workspace) -> Referee:
+    return Referee(ws, make_sandbox("auto", ws.root, Limits(timeout=60)), data_from_spec(SPEC), timeout=60)
+
+
 def _check(ws: Workspace, path: Path):  # type: ignore[no-untyped-def]
-    sandbox = make_sandbox("auto", ws.root, Limits(timeout=60))
-    return validate(SPEC, ws, sandbox, path, optimizer="opt_1", round_number=0, atol=1e-6, rtol=1e-6, timeout=60)
+    referee = _referee(ws)
+    candidate = referee.candidate()  # frozen as it is, without the acceptance checks (one test freezes a crash)
+    assert not isinstance(candidate, str), candidate
+    referee.adopt(candidate)
+    return validate(SPEC, ws, referee, path, optimizer="opt_1", round_number=0, atol=1e-6, rtol=1e-6)
 
 
 def test_feasible_solution_with_matching_objective_passes(workspace: Workspace) -> None:
@@ -90,18 +98,21 @@ def test_infeasible_status_is_not_checkable(workspace: Workspace) -> None:
 
 
 def test_simulator_acceptance_runs_its_tests_and_a_probe(workspace: Workspace) -> None:
-    sandbox = make_sandbox("auto", workspace.root, Limits(timeout=60))
-    assert accept_simulator(workspace, sandbox, SPEC, 60).ok
+    referee = _referee(workspace)
+    assert accept_simulator(referee, SPEC).ok
+    assert referee.current is not None and referee.current.number == 1
     probe = probe_solution(SPEC)
     assert probe["variables"] == {"make": {"table": 0.0, "chair": 0.0}}
     workspace.write_text("simulator/test_simulator.py", "def test_wrong():\n    assert 1 == 2\n")
-    verdict = accept_simulator(workspace, sandbox, SPEC, 60)
+    verdict = accept_simulator(referee, SPEC)
     assert not verdict.ok and "tests fail" in verdict.reason and "assert 1 == 2" in verdict.reason
     workspace.write_text("simulator/test_simulator.py", "x = 1\n")
-    assert "collected no tests" in accept_simulator(workspace, sandbox, SPEC, 60).reason
+    assert "collected no tests" in accept_simulator(referee, SPEC).reason
+    # Refused candidates never replace the accepted version.
+    assert referee.current.number == 1
 
 
 def test_solution_json_written_by_harness_is_plain_json(workspace: Workspace) -> None:
     _check(workspace, _solution(workspace, {"table": 30, "chair": 40}, 4100.0))
     verdict = json.loads((workspace.root / "optimizers/opt_1/simulation_0.json").read_text())
-    assert verdict == {"ok": True, "feasible": True, "objective": 4100.0, "violations": []}
+    assert verdict == {"ok": True, "feasible": True, "objective": 4100.0, "violations": [], "error": ""}

@@ -4,9 +4,13 @@ A stage counts as finished once its artifacts are written (each atomically) and 
 ``.nemo/stages.json``, which is written last. So after a ``kill -9`` the folder holds, for every finished stage,
 complete artifacts, and for the stage in flight at most some partial work that the resumed run redoes.
 
-Inside the agents stage, finer checkpoints keep accepted work: the simulator once accepted (its files are
-copied to ``.nemo/checkpoints/simulator/`` and its conversation saved, so a repair interrupted by the kill is
-rolled back to the accepted version), and each optimizer's final outcome (``optimizers/opt_<k>/outcome.json``).
+Inside the agents stage, finer checkpoints keep accepted work: the simulator once accepted (its frozen version
+is in ``.nemo/referee/``, see :mod:`nemo_opt.stages.referee`, and its conversation is saved, so a repair
+interrupted by the kill is rolled back to the accepted version), and each optimizer's final outcome
+(``.nemo/checkpoints/outcome_<k>.json``: outside the optimizer's own folder, so no agent can write a verdict
+that a resume would believe).
+
+Everything is read and written through the workspace's safe door.
 """
 
 from __future__ import annotations
@@ -17,16 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from nemo_opt.agent.base import Agent, AgentResult, AgentStatus, AgentTask
-from nemo_opt.fsutil import atomic_copy, atomic_write_json, read_json, sha256_file, to_jsonable
+from nemo_opt.fsutil import to_jsonable
 from nemo_opt.llm.base import Message, Usage
 from nemo_opt.llm.journal import ReplyJournal
 from nemo_opt.memory.store import Exemplar, Hit
 from nemo_opt.result import Event
-from nemo_opt.solution import SolveStatus, ValidationReport
+from nemo_opt.solution import SolveStatus, ValidationReport, VerificationLevel
 from nemo_opt.solvers.registry import ProblemClass
 from nemo_opt.stages.consensus import Consensus
 from nemo_opt.stages.optimize import OptimizerOutcome, outcome_dict
 from nemo_opt.stages.recommend import Recommendation
+from nemo_opt.stages.referee import Referee
 from nemo_opt.stages.retrieve import Retrieval
 from nemo_opt.stages.simulate import SimulatorAgentGate
 from nemo_opt.workspace import Workspace
@@ -44,15 +49,13 @@ __all__ = [
     "save_retrieval",
 ]
 
-_SIMULATOR_FILES = ("__init__.py", "simulator.py", "test_simulator.py")
-
 
 # --- stages ---------------------------------------------------------------------------------------------------
 def finished_stages(workspace: Workspace) -> dict[str, Any]:
     """{stage: detail} of the stages that finished, in the order they finished."""
-    if not workspace.stages_file.exists():
+    if not workspace.exists(workspace.stages_file):
         return {}
-    data = read_json(workspace.stages_file)
+    data = workspace.read_json(workspace.stages_file)
     return dict(data.get("finished", {})) if isinstance(data, dict) else {}
 
 
@@ -60,19 +63,19 @@ def mark_finished(workspace: Workspace, stage: str, detail: Any) -> None:
     """Add ``stage`` to the finished stages (after its artifacts are written)."""
     finished = finished_stages(workspace)
     finished[stage] = to_jsonable(detail)
-    atomic_write_json(workspace.stages_file, {"finished": finished})
+    workspace.write_json(workspace.stages_file, {"finished": finished})
 
 
 def unmark(workspace: Workspace, stages: list[str]) -> None:
     """Forget ``stages`` (a stage that runs again invalidates what follows it)."""
     finished = {k: v for k, v in finished_stages(workspace).items() if k not in stages}
-    atomic_write_json(workspace.stages_file, {"finished": finished})
+    workspace.write_json(workspace.stages_file, {"finished": finished})
 
 
 # --- memory -----------------------------------------------------------------------------------------------------
 def save_retrieval(workspace: Workspace, retrieval: Retrieval) -> None:
     """The chosen exemplars in full, so a resume needs neither the memory store nor the embedder."""
-    atomic_write_json(
+    workspace.write_json(
         workspace.checkpoints / "memory.json",
         {
             "hits": [to_jsonable(h) for h in retrieval.hits],
@@ -84,9 +87,9 @@ def save_retrieval(workspace: Workspace, retrieval: Retrieval) -> None:
 
 def load_retrieval(workspace: Workspace) -> Retrieval:
     path = workspace.checkpoints / "memory.json"
-    if not path.exists():
+    if not workspace.exists(path):
         return Retrieval()
-    data = read_json(path)
+    data = workspace.read_json(path)
     hits = [
         Hit(exemplar=Exemplar(**h["exemplar"]), similarity=float(h["similarity"]), score=float(h["score"]))
         for h in data["hits"]
@@ -97,7 +100,7 @@ def load_retrieval(workspace: Workspace) -> Retrieval:
 
 # --- recommendation ---------------------------------------------------------------------------------------------
 def load_recommendation(workspace: Workspace) -> Recommendation:
-    data = read_json(workspace.root / "recommendation.json")
+    data = workspace.read_json("recommendation.json")
     data["problem_class"] = ProblemClass(data["problem_class"])
     data["alternatives"] = [ProblemClass(a) for a in data.get("alternatives", [])]
     fields = Recommendation.__dataclass_fields__
@@ -105,11 +108,11 @@ def load_recommendation(workspace: Workspace) -> Recommendation:
 
 
 # --- optimizers -------------------------------------------------------------------------------------------------
-def _outcome_path(outcome: OptimizerOutcome) -> Path:
-    return outcome.workdir / "outcome.json"
+def _outcome_path(workspace: Workspace, outcome: OptimizerOutcome) -> Path:
+    return workspace.checkpoints / f"outcome_{outcome.index}.json"
 
 
-def save_outcome(outcome: OptimizerOutcome) -> None:
+def save_outcome(workspace: Workspace, outcome: OptimizerOutcome) -> None:
     """The optimizer's final state, with ``fatal`` set when a failure stopped it."""
     data = outcome_dict(outcome)
     data.update(
@@ -118,18 +121,18 @@ def save_outcome(outcome: OptimizerOutcome) -> None:
         usage_tokens=outcome.usage_tokens,
         fatal=outcome.fatal,
     )
-    atomic_write_json(_outcome_path(outcome), data)
+    workspace.write_json(_outcome_path(workspace, outcome), data)
 
 
-def load_outcome(outcome: OptimizerOutcome, *, keep_failed: bool = False) -> bool:
+def load_outcome(workspace: Workspace, outcome: OptimizerOutcome, *, keep_failed: bool = False) -> bool:
     """Fill ``outcome`` from its checkpoint; False when the optimizer has to run (again).
 
     An optimizer stopped by a failure (model service, cost or time limit) runs again unless ``keep_failed``
     (its stage finished, so its failure is part of the run's record)."""
-    path = _outcome_path(outcome)
-    if not path.exists():
+    path = _outcome_path(workspace, outcome)
+    if not workspace.exists(path):
         return False
-    data = read_json(path)
+    data = workspace.read_json(path)
     if data.get("fatal") and not keep_failed:
         return False
     outcome.fatal = str(data.get("fatal") or "")
@@ -137,21 +140,26 @@ def load_outcome(outcome: OptimizerOutcome, *, keep_failed: bool = False) -> boo
     outcome.status = SolveStatus(data["status"])
     outcome.objective = data["objective"]
     outcome.verified = bool(data["verified"])
+    outcome.level = VerificationLevel(data.get("level", VerificationLevel.UNVERIFIED.value))
+    outcome.level_reason = str(data.get("level_reason", ""))
     outcome.note = data["note"]
     outcome.reports = [ValidationReport.model_validate(r) for r in data["reports"]]
     outcome.accepted_rounds = [int(r) for r in data["accepted_rounds"]]
     outcome.usage_tokens = int(data.get("usage_tokens", 0))
+    outcome.refused = dict(data.get("refused_files", {}))
     return True
 
 
 # --- consensus --------------------------------------------------------------------------------------------------
 def save_consensus(workspace: Workspace, consensus: Consensus) -> None:
-    atomic_write_json(
-        workspace.root / "consensus.json",
+    workspace.write_json(
+        "consensus.json",
         {
             "status": consensus.status.value,
             "objective": consensus.objective,
             "verified": consensus.verified,
+            "level": consensus.level.value,
+            "level_reason": consensus.level_reason,
             "chosen": consensus.chosen.name if consensus.chosen else None,
             "votes": consensus.votes,
             "cluster": consensus.cluster,
@@ -161,12 +169,13 @@ def save_consensus(workspace: Workspace, consensus: Consensus) -> None:
 
 
 def load_consensus(workspace: Workspace, outcomes: list[OptimizerOutcome]) -> Consensus:
-    data = read_json(workspace.root / "consensus.json")
+    data = workspace.read_json("consensus.json")
     chosen = next((o for o in outcomes if o.name == data["chosen"]), None)
     return Consensus(
         status=SolveStatus(data["status"]),
         objective=data["objective"],
-        verified=bool(data["verified"]),
+        level=VerificationLevel(data.get("level", VerificationLevel.UNVERIFIED.value)),
+        level_reason=str(data.get("level_reason", "")),
         chosen=chosen,
         votes=dict(data["votes"]),
         cluster=list(data["cluster"]),
@@ -176,22 +185,24 @@ def load_consensus(workspace: Workspace, outcomes: list[OptimizerOutcome]) -> Co
 
 # --- the simulator ----------------------------------------------------------------------------------------------
 class CheckpointedSimulatorGate(SimulatorAgentGate):
-    """The simulator gate, saving the accepted simulator (files, conversation, journal position) each time it is
-    accepted, and able to start from that checkpoint instead of running the agent again."""
+    """The simulator gate, saving the accepted simulator's conversation and journal position each time it is
+    accepted (its files are the referee's frozen version), and able to start from that checkpoint instead of
+    running the agent again."""
 
     def __init__(
         self,
         agent: Agent,
         task: AgentTask,
         workspace: Workspace,
+        referee: Referee,
         repairs: int,
         on_event: Callable[[Event], None],
         journal: ReplyJournal | None,
     ) -> None:
         super().__init__(agent, task, workspace, repairs, on_event)
+        self.referee = referee
         self.journal = journal
         self._save_lock = threading.Lock()
-        self.folder = workspace.checkpoints / "simulator"
 
     @property
     def _meta(self) -> Path:
@@ -211,34 +222,25 @@ class CheckpointedSimulatorGate(SimulatorAgentGate):
 
     def _save(self) -> None:
         assert self.result is not None
-        files: dict[str, str] = {}
-        for name in _SIMULATOR_FILES:
-            source = self.workspace.simulator_dir / name
-            if source.exists():
-                atomic_copy(source, self.folder / name)
-                files[name] = sha256_file(source)
-        atomic_write_json(
+        self.workspace.write_json(
             self._meta,
             {
                 "steps": self.result.steps,
                 "summary": self.result.summary,
                 "repairs_left": self.repairs_left,
                 "journal_position": self.journal.position("simulator") if self.journal else 0,
-                "files": files,
+                "referee_version": self.referee.current.number if self.referee.current else 0,
                 "messages": [m.to_dict() for m in self.result.messages],
             },
         )
 
     def restore(self) -> bool:
         """Start from the accepted simulator when there is one: True when restored (the agent is not run)."""
-        if not self._meta.exists():
+        if not self.workspace.exists(self._meta) or not self.referee.restore():
             return False
-        data = read_json(self._meta)
-        for name, digest in data["files"].items():
-            target = self.workspace.simulator_dir / name
-            # A repair interrupted by the kill may have half-edited the files: bring back the accepted ones.
-            if not target.exists() or sha256_file(target) != digest:
-                atomic_copy(self.folder / name, target)
+        data = self.workspace.read_json(self._meta)
+        # A repair interrupted by the kill may have half-edited the files: bring back the accepted ones.
+        self.referee.restore_live()
         self.result = AgentResult(
             name=self.task.name,
             status=AgentStatus.SUBMITTED,

@@ -17,10 +17,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from nemo_opt.fsutil import atomic_write_json, atomic_write_text
+from nemo_opt import door
+from nemo_opt.fsutil import to_jsonable
 from nemo_opt.harness import harness_source
-from nemo_opt.solution import SolveStatus
+from nemo_opt.solution import SolveStatus, VerificationLevel
 from nemo_opt.spec import ProblemSpec, VarType
+from nemo_opt.stages.referee import RefereeVersion
 from nemo_opt.workspace import Workspace
 
 __all__ = ["build_package", "render_formulation", "render_report_md"]
@@ -127,7 +129,8 @@ def render_report_md(report: dict[str, Any]) -> str:
         "",
         f"- status: **{result['status']}**",
         f"- objective: **{result['objective']}**",
-        f"- verified: **{'yes' if result['verified'] else 'no'}**",
+        f"- verification: **{result.get('level') or ('verified' if result['verified'] else 'unverified')}**"
+        + (f" ({result['level_reason']})" if result.get("level_reason") else ""),
         f"- pass@1: {result.get('pass_at_1')}",
         f"- wall time: {report['seconds']:.1f} s (model wait {report['llm_wait_seconds']:.1f} s)",
         f"- tokens: {report['usage']['prompt_tokens']} in, {report['usage']['completion_tokens']} out; "
@@ -143,13 +146,14 @@ def render_report_md(report: dict[str, Any]) -> str:
     for opt in report["optimizers"]:
         lines.append(
             f"### {opt['name']} ({opt['solver']}): {opt['status']}, objective {opt['objective']}, "
-            f"verified {'yes' if opt['verified'] else 'no'}"
+            f"{opt.get('level') or ('verified' if opt['verified'] else 'unverified')}"
         )
         if opt["note"]:
             lines.append(f"_{opt['note']}_")
         for rep in opt["reports"]:
-            verdict = "passed" if rep["passed"] else "failed"
-            lines.append(f"- round {rep['round']}: {verdict}")
+            verdict = f"passed, {rep.get('level', 'objective-checked')}" if rep["passed"] else "failed"
+            why = f" ({rep['level_reason']})" if rep["passed"] and rep.get("level_reason") else ""
+            lines.append(f"- round {rep['round']}: {verdict}{why}")
             lines += [f"  - [{i['kind']}] {i['message']}" for i in rep["issues"]]
         lines.append("")
     lines += [
@@ -172,31 +176,39 @@ def build_package(
     snapshot: Path,
     target: Path,
     *,
+    referee: RefereeVersion | None,
     status: SolveStatus,
     objective: float | None,
-    verified: bool,
+    level: VerificationLevel,
     atol: float,
     rtol: float,
     report: dict[str, Any],
 ) -> Path:
-    """Assemble the package from the chosen optimizer's accepted snapshot into ``target``."""
+    """Assemble the package from the chosen optimizer's accepted snapshot into ``target``.
+
+    The model and its solution are read from the snapshot through the safe door (regular files only); the
+    simulator is the referee's frozen version (never the live ``simulator/`` folder) and the data the referee's
+    own, so the package holds exactly what judged the answer."""
     if target.exists():
         shutil.rmtree(target)
-    (target / "simulator").mkdir(parents=True)
-    shutil.copyfile(snapshot / "model.py", target / "model.py")
-    shutil.copyfile(snapshot / "solution.json", target / "solution.json")
-    shutil.copyfile(workspace.data, target / "data.json")
-    shutil.copyfile(workspace.spec, target / "spec.json")
-    for name in ("__init__.py", "simulator.py", "test_simulator.py"):
-        source = workspace.simulator_dir / name
-        if source.exists():
-            shutil.copyfile(source, target / "simulator" / name)
-    atomic_write_text(target / "check_solution.py", harness_source("check_solution.py"))
-    atomic_write_text(
-        target / "test_model.py",
-        _TEST_MODEL.format(status=status.value, objective=objective, atol=atol, rtol=rtol, verified=verified),
+    target.mkdir(parents=True)
+    for name in ("model.py", "solution.json"):
+        door.copy_file(workspace.root, workspace.relative(snapshot / name), target, name)
+    door.copy_file(workspace.root, workspace.relative(workspace.spec), target, "spec.json")
+    if referee is not None:
+        for name, data in referee.files.items():
+            door.write_bytes(target, name, data)
+    else:
+        door.copy_file(workspace.root, workspace.relative(workspace.data), target, "data.json")
+        door.write_text(target, "check_solution.py", harness_source("check_solution.py"))
+    door.write_text(
+        target,
+        "test_model.py",
+        _TEST_MODEL.format(
+            status=status.value, objective=objective, atol=atol, rtol=rtol, verified=level is VerificationLevel.VERIFIED
+        ),
     )
-    atomic_write_text(target / "formulation.md", render_formulation(spec))
-    atomic_write_json(target / "report.json", report)
-    atomic_write_text(target / "report.md", render_report_md(report))
+    door.write_text(target, "formulation.md", render_formulation(spec))
+    door.write_json(target, "report.json", to_jsonable(report))
+    door.write_text(target, "report.md", render_report_md(report))
     return target

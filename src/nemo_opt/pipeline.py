@@ -15,6 +15,7 @@ can be resumed with a higher limit.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +37,7 @@ from nemo_opt.exceptions import (
     RunFailure,
     UserError,
 )
-from nemo_opt.fsutil import atomic_write_json, read_json, to_jsonable
+from nemo_opt.fsutil import to_jsonable
 from nemo_opt.llm.base import LLM, Completion, Message, ToolSpec
 from nemo_opt.llm.cache import ReplyCache
 from nemo_opt.llm.journal import ReplyJournal
@@ -50,16 +51,25 @@ from nemo_opt.problem import check_problem
 from nemo_opt.result import Event, RunResult, StageTiming, new_run_id, sha256_text
 from nemo_opt.sandbox import sandbox_from_settings
 from nemo_opt.sandbox.base import Sandbox
+from nemo_opt.sandbox.local import SubprocessSandbox
 from nemo_opt.settings import Settings
+from nemo_opt.solution import VerificationLevel
 from nemo_opt.solvers.registry import available_solvers
 from nemo_opt.spec import ProblemSpec, data_from_spec
 from nemo_opt.stages.consensus import Consensus, decide
 from nemo_opt.stages.extract import extract
-from nemo_opt.stages.optimize import OptimizerOutcome, optimizer_task, outcome_dict, report_line, run_optimizer
+from nemo_opt.stages.optimize import (
+    OptimizerOutcome,
+    optimizer_task,
+    outcome_dict,
+    report_line,
+    revalidate,
+    run_optimizer,
+)
 from nemo_opt.stages.recommend import Recommendation, recommend
+from nemo_opt.stages.referee import Referee
 from nemo_opt.stages.retrieve import Retrieval, retrieve
 from nemo_opt.stages.simulate import SimulatorAgentGate, simulator_task
-from nemo_opt.stages.validate import install_harness
 from nemo_opt.store import RunStore
 from nemo_opt.workspace import Workspace
 
@@ -98,6 +108,8 @@ SHAPE_SETTINGS = (
     "crosscheck_probes",
 )
 MODEL_SETTINGS = ("model", "extract_model", "judge_model", "simulator_model", "optimizer_model")
+
+logger = logging.getLogger("nemo_opt.pipeline")
 
 LLMFactory = Callable[[str], LLM]
 EventSink = Callable[[Event], None]
@@ -241,7 +253,7 @@ class Pipeline:
         workspace = Workspace(self.settings.run_root / run_id)
         workspace.create()
         workspace.write_text("problem.md", problem + "\n")
-        atomic_write_json(
+        workspace.write_json(
             workspace.run_meta,
             {
                 "run_id": run_id,
@@ -263,15 +275,20 @@ class Pipeline:
         that shape the run come from its ``run.json``; models, limits and the sandbox from the current
         configuration (e.g. a higher --max-cost)."""
         workspace = Workspace(find_run_folder(self.store, run))
-        if not workspace.run_meta.exists():
+        if not workspace.exists(workspace.run_meta):
             raise BadInput(f"{workspace.root} has no run.json, so it cannot be resumed (it predates resume support).")
-        meta = read_json(workspace.run_meta)
-        run_id = str(meta["run_id"])
-        problem = workspace.problem.read_text(encoding="utf-8").removesuffix("\n")
+        try:
+            meta = workspace.read_json(workspace.run_meta)
+            run_id = str(meta["run_id"])
+            problem = workspace.read_text(workspace.problem).removesuffix("\n")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BadInput(
+                f"{workspace.root} cannot be resumed: its run.json or problem.md is unusable ({exc})."
+            ) from exc
         if sha256_text(problem) != meta["problem_sha256"]:
             raise BadInput(f"{workspace.problem} was changed after the run started; start a new run instead.")
-        if workspace.result.exists():
-            previous = read_json(workspace.result)
+        if workspace.exists(workspace.result):
+            previous = workspace.read_json(workspace.result)
             if not previous.get("error"):
                 raise BadInput(
                     f"Run {run_id} already finished ({previous.get('status')}); nothing to resume. "
@@ -336,6 +353,13 @@ class Pipeline:
                 )
             except (RunFailure, NemoError) as exc:
                 result.status, result.error, result.error_kind = "failed", str(exc), "run_failure"
+            except Exception as exc:  # a defect, or agent output no check foresaw: the run still ends cleanly
+                logger.exception("run %s failed with an unexpected error", run_id)
+                result.status, result.error_kind = "failed", "internal"
+                result.error = (
+                    f"internal error: {type(exc).__name__}: {exc}. Everything so far is kept in {workspace.root}; "
+                    "please report this with the run folder."
+                )
             except KeyboardInterrupt:
                 result.status, result.error, result.error_kind = "failed", "interrupted", "interrupted"
                 self._finish(result, workspace, recorder, timings)
@@ -355,8 +379,13 @@ class Pipeline:
         result.stages = [{"stage": t.stage, "status": t.status, "seconds": round(t.seconds, 3)} for t in timings]
         if recorder.journal is not None and recorder.journal.replayed:
             result.notes.append(f"{recorder.journal.replayed} model repl(ies) replayed from the run's journal")
-        atomic_write_json(workspace.result, result)
-        self.store.finish_run(result.run_id, result.status, result.verified, result.objective, to_jsonable(result))
+        try:
+            workspace.write_json(workspace.result, result)
+        except OSError as exc:  # e.g. an agent put a folder where result.json goes: the store still gets the result
+            result.notes.append(f"result.json could not be written: {exc}")
+        self.store.finish_run(
+            result.run_id, result.status, result.verified, result.objective, to_jsonable(result), result.level
+        )
 
     def _run(
         self,
@@ -391,14 +420,16 @@ class Pipeline:
             self._loaded("recommend", timings, finished)
         else:
             rec = self._recommend(spec, workspace, recorder, timings, run_id)
-        install_harness(workspace)
         sandbox = sandbox_from_settings(s, workspace.root)
         containment = (
-            sandbox.describe_containment() if sandbox.name == "plain" else "no network, only the workspace writable"
+            sandbox.describe_containment()
+            if sandbox.name == "plain"
+            else "no network, each agent writes only its own folder, the referee runs apart"
         )
         self.on_event(Event("sandbox", "info", f"{sandbox.name}: {containment}"))
+        referee = Referee(workspace, sandbox, data_from_spec(spec), timeout=s.sandbox_timeout)
         outcomes = self._agents(
-            problem, spec, rec, workspace, sandbox, recorder, result, timings, retrieval, "agents" in finished
+            problem, spec, rec, workspace, sandbox, referee, recorder, result, timings, retrieval, "agents" in finished
         )
         if "agents" in finished:
             self._loaded("agents", timings, finished)
@@ -411,10 +442,11 @@ class Pipeline:
                 checkpoints.save_consensus(workspace, consensus)
                 detail.update(votes=consensus.votes, cluster=consensus.cluster)
                 detail["message"] = (
-                    f"{consensus.status.value}, objective {consensus.objective}, verified {consensus.verified}"
+                    f"{consensus.status.value}, objective {consensus.objective}, {consensus.level.value}"
                 )
         result.status = consensus.status.value
         result.objective, result.verified = consensus.objective, consensus.verified
+        result.level, result.level_reason = consensus.level.value, consensus.level_reason
         result.pass_at_1 = consensus.pass_at_1
         result.optimizers = [outcome_dict(o) for o in outcomes]
         if consensus.chosen is None or consensus.chosen.final_snapshot is None:
@@ -428,8 +460,9 @@ class Pipeline:
         else:
             with self._stage(workspace, run_id, "package", timings, guard=False) as detail:
                 report = self._report(result, workspace, recorder, timings, rec, consensus)
-                result.package = self._build_package(workspace, spec, consensus, target, report)
+                result.package = self._build_package(workspace, spec, consensus, referee, target, report)
                 detail["message"] = str(result.package)
+        # Only top-level results become examples: memory must not learn from an answer that was not fully checked.
         if s.memory_grow and result.verified and result.package is not None and consensus.chosen is not None:
             exemplar = exemplar_from_package(
                 result.run_id, problem, result.package, result.objective, consensus.chosen.solver
@@ -494,7 +527,13 @@ class Pipeline:
         return rec
 
     def _build_package(
-        self, workspace: Workspace, spec: ProblemSpec, consensus: Consensus, target: Path, report: dict[str, Any]
+        self,
+        workspace: Workspace,
+        spec: ProblemSpec,
+        consensus: Consensus,
+        referee: Referee,
+        target: Path,
+        report: dict[str, Any],
     ) -> Path:
         """Build the package in a sibling folder, then move it into place, so a kill never leaves half of one."""
         assert consensus.chosen is not None and consensus.chosen.final_snapshot is not None
@@ -506,9 +545,10 @@ class Pipeline:
             spec,
             consensus.chosen.final_snapshot,
             staging,
+            referee=referee.current,
             status=consensus.status,
             objective=consensus.objective,
-            verified=consensus.verified,
+            level=consensus.level,
             atol=self.settings.atol,
             rtol=self.settings.rtol,
             report=report,
@@ -524,17 +564,19 @@ class Pipeline:
         spec: ProblemSpec,
         rec: Recommendation,
         workspace: Workspace,
-        sandbox: Sandbox,
+        sandbox: SubprocessSandbox,
+        referee: Referee,
         recorder: RecordedLLM,
         result: RunResult,
         timings: list[StageTiming],
         retrieval: Retrieval,
         stage_finished: bool = False,
     ) -> list[OptimizerOutcome]:
-        """The simulator agent and T optimizer agents, all at once in one workspace.
+        """The simulator agent and T optimizer agents, all at once in one workspace, each writing only its own
+        folder (its sandbox is scoped to it); the referee judges them apart from all of them.
 
-        On a resume, optimizers that had finished are loaded from their ``outcome.json`` and an accepted
-        simulator from its checkpoint; only the rest run (replaying the replies they had received)."""
+        On a resume, optimizers that had finished are loaded from their checkpoints and an accepted
+        simulator from the referee's frozen version; only the rest run (replaying the replies they had received)."""
         s = self.settings
         remaining = self._remaining_seconds()
         agent_seconds = s.agent_max_seconds if remaining is None else max(1.0, min(s.agent_max_seconds, remaining))
@@ -542,14 +584,14 @@ class Pipeline:
             s.agent_max_steps, s.agent_max_tokens, agent_seconds, s.sandbox_timeout, s.agent_observation_chars
         )
 
-        def make_agent(stage: str, role: Any) -> Agent:
+        def make_agent(stage: str, role: Any, scoped: Sandbox) -> Agent:
             llm = recorder.for_stage(stage, self._model(role))
             if s.agent_backend == "mini-swe-agent":
                 from nemo_opt.agent.external import MiniSweAgent  # optional extra: imported only when chosen
 
-                return MiniSweAgent(llm, sandbox, workspace, limits=limits, temperature=s.agent_temperature)
+                return MiniSweAgent(llm, scoped, workspace, limits=limits, temperature=s.agent_temperature)
             return ToolLoopAgent(
-                llm, sandbox, workspace, protocol=s.agent_protocol, limits=limits, temperature=s.agent_temperature
+                llm, scoped, workspace, protocol=s.agent_protocol, limits=limits, temperature=s.agent_temperature
             )
 
         gate: SimulatorAgentGate | None = None
@@ -563,26 +605,39 @@ class Pipeline:
             )
             for k in range(1, s.optimizers + 1)
         ]
-        pending = [o for o in outcomes if not checkpoints.load_outcome(o, keep_failed=stage_finished)]
+        pending = [o for o in outcomes if not checkpoints.load_outcome(workspace, o, keep_failed=stage_finished)]
         if stage_finished:
+            referee.restore()
             return outcomes
         if s.simulate:
-            task = simulator_task(
-                spec, problem, workspace, sandbox, protocol=s.agent_protocol, timeout=s.sandbox_timeout
-            )
+            task = simulator_task(spec, problem, workspace, referee, protocol=s.agent_protocol)
+            simulator_sandbox = sandbox.scoped([workspace.make_dirs(workspace.simulator_dir)])
             gate = checkpoints.CheckpointedSimulatorGate(
-                make_agent("simulator", "simulator"), task, workspace, s.repair_rounds, self.on_event, recorder.journal
+                make_agent("simulator", "simulator", simulator_sandbox),
+                task,
+                workspace,
+                referee,
+                s.repair_rounds,
+                self.on_event,
+                recorder.journal,
             )
             gate.restore()
         stops: list[RunFailure] = []
+        checks: dict[str, Any] = {
+            "atol": s.atol,
+            "rtol": s.rtol,
+            "probes": s.crosscheck_probes,
+            "time_limit": s.sandbox_timeout,
+        }
 
         def optimize(outcome: OptimizerOutcome) -> OptimizerOutcome:
+            own = sandbox.scoped([workspace.make_dirs(outcome.workdir)])
             task = optimizer_task(
                 outcome.index,
                 spec,
                 problem,
                 workspace,
-                sandbox,
+                own,
                 rec,
                 outcome.solver,
                 protocol=s.agent_protocol,
@@ -592,25 +647,26 @@ class Pipeline:
             try:
                 run_optimizer(
                     task,
-                    make_agent(outcome.name, "optimizer"),
+                    make_agent(outcome.name, "optimizer", own),
                     outcome,
                     spec,
                     workspace,
-                    sandbox,
+                    referee,
                     gate,
                     repair_rounds=s.repair_rounds,
-                    atol=s.atol,
-                    rtol=s.rtol,
-                    timeout=s.sandbox_timeout,
-                    probes=s.crosscheck_probes,
                     on_report=lambda report: self.on_event(Event(report.optimizer, "info", report_line(report))),
+                    **checks,
                 )
             except RunFailure as exc:  # the model service or a budget failed: this optimizer stops, others go on
                 outcome.fatal = outcome.note = str(exc)
                 if isinstance(exc, CostCeilingReached | RunTimeLimitReached):
                     stops.append(exc)
+            except Exception as exc:  # whatever else one optimizer's work caused, the others go on
+                logger.exception("%s stopped by an unexpected error", outcome.name)
+                outcome.note = f"stopped by an unexpected error: {type(exc).__name__}: {exc}"
+                outcome.level, outcome.verified = VerificationLevel.UNVERIFIED, False
             # Kept for the record; a resume that runs this stage again retries the optimizers that failed.
-            checkpoints.save_outcome(outcome)
+            checkpoints.save_outcome(workspace, outcome)
             return outcome
 
         with (
@@ -627,11 +683,40 @@ class Pipeline:
                 stops.append(gate.error)
             if stops:  # a run-level limit stopped the agents: the stage is not finished, a resume continues it
                 raise stops[0]
+            if referee.current is not None:
+                self._final_referee_check(outcomes, spec, workspace, referee, checks)
             detail["simulator"] = "off" if gate is None else (gate.wait() or "accepted")
-            detail["message"] = "; ".join(
-                f"{o.name}: {o.status.value}{' verified' if o.verified else ''}" for o in outcomes
-            )
+            detail["referee"] = referee.history
+            detail["message"] = "; ".join(f"{o.name}: {o.status.value} {o.level.value}" for o in outcomes)
         return outcomes
+
+    def _final_referee_check(
+        self,
+        outcomes: list[OptimizerOutcome],
+        spec: ProblemSpec,
+        workspace: Workspace,
+        referee: Referee,
+        checks: dict[str, Any],
+    ) -> None:
+        """Before anything is called verified: the final frozen simulator's own tests pass again (in isolation),
+        and every optimizer that passed with an earlier version of it is judged again with this one."""
+        assert referee.current is not None
+        version = referee.current.number
+        for outcome in outcomes:
+            last = outcome.reports[-1] if outcome.reports else None
+            if last is not None and last.passed and last.referee_version != version:
+                self.on_event(Event(outcome.name, "info", f"judged again with the repaired simulator (v{version})"))
+                revalidate(outcome, spec, workspace, referee, **checks)
+                checkpoints.save_outcome(workspace, outcome)
+        tests = referee.run_tests()
+        if isinstance(tests, str) or not tests.ok:
+            why = tests if isinstance(tests, str) else f"{tests.describe()}: {tests.output[-500:]}"
+            for outcome in outcomes:
+                if outcome.level is not VerificationLevel.UNVERIFIED:
+                    outcome.level = VerificationLevel.UNVERIFIED
+                    outcome.level_reason = f"the frozen simulator's own tests no longer pass ({why})"
+                    outcome.verified = False
+                    checkpoints.save_outcome(workspace, outcome)
 
     def _report(
         self,
@@ -648,6 +733,8 @@ class Pipeline:
                 "status": result.status,
                 "objective": result.objective,
                 "verified": result.verified,
+                "level": consensus.level.value,
+                "level_reason": consensus.level_reason,
                 "pass_at_1": result.pass_at_1,
                 "chosen_optimizer": consensus.chosen.name if consensus.chosen else None,
                 "votes": consensus.votes,

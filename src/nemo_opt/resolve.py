@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nemo_opt import door
 from nemo_opt.exceptions import BadInput
 from nemo_opt.fsutil import atomic_write_json
 from nemo_opt.sandbox import sandbox_from_settings
-from nemo_opt.sandbox.base import Sandbox
+from nemo_opt.sandbox.local import SubprocessSandbox
 from nemo_opt.settings import Settings
 from nemo_opt.solution import SimVerdict, Solution, SolveStatus
-from nemo_opt.stages.validate import load_solution, run_simulator
+from nemo_opt.stages.referee import Referee, simulator_files
+from nemo_opt.stages.validate import load_solution
 from nemo_opt.workspace import Workspace
 
 __all__ = ["Resolve", "apply_changes", "parse_assignment", "resolve_package"]
@@ -113,39 +114,46 @@ def resolve_package(
             raise BadInput(f"{data_file} must hold a JSON object of data values.")
         assignments = [([key], value) for key, value in replacement.items()] + list(assignments or [])
     changed = apply_changes(data, assignments or [])
-    folder = out or package / "resolves" / time.strftime("%Y%m%d-%H%M%S")
+    folder = (out or package / "resolves" / time.strftime("%Y%m%d-%H%M%S")).resolve()
     if folder.exists() and any(folder.iterdir()):
         raise BadInput(f"{folder} already exists and is not empty; choose another --out.")
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(package / "model.py", folder / "model.py")
-    if (package / "simulator").is_dir():
-        shutil.copytree(package / "simulator", folder / "simulator", ignore=shutil.ignore_patterns("__pycache__"))
+    door.copy_file(package, "model.py", folder, "model.py")
     atomic_write_json(folder / "data.json", changed)
     sandbox = sandbox_from_settings(settings, folder)
     run = sandbox.run("python model.py", cwd=folder, timeout=settings.sandbox_timeout)
-    (folder / "run.log").write_text(run.output, encoding="utf-8")
+    workspace = Workspace(folder)
+    workspace.write_text("run.log", run.output)
     changes = [f"{'.'.join(keys)} = {json.dumps(value)}" for keys, value in assignments or []]
-    solution, problem = load_solution(folder / "solution.json")
+    solution, problem = load_solution(workspace, folder / "solution.json")
     if not run.ok or solution is None:
         detail = problem or f"`python model.py` failed ({run.describe()})"
         return Resolve(folder, SolveStatus.ERROR, None, error=f"{detail}:\n{run.output[-2000:]}", changes=changes)
     result = Resolve(folder, solution.status, solution.objective, changes=changes)
-    if solution.status.has_solution and (folder / "simulator" / "simulator.py").exists():
-        result.verdict, result.agrees = _check(folder, sandbox, solution, settings)
+    # The model has run: only now does the simulator come in (for the record), and it judges from a fresh folder.
+    simulator = door.copy_files(package, "simulator", folder, "simulator", include=simulator_files)
+    if solution.status.has_solution and "simulator.py" in simulator.copied:
+        result.verdict, result.agrees = _check(
+            workspace, package, sandbox, solution, changed, simulator.copied, settings
+        )
     return result
 
 
-def _check(folder: Path, sandbox: Sandbox, solution: Solution, settings: Settings) -> tuple[SimVerdict, bool]:
-    workspace = Workspace(folder)
-    workspace.internal.mkdir(exist_ok=True)
-    verdict = run_simulator(
-        workspace,
-        sandbox,
-        folder / "solution.json",
-        workspace.internal / "verdict.json",
-        settings.atol,
-        settings.sandbox_timeout,
-    )
+def _check(
+    workspace: Workspace,
+    package: Path,
+    sandbox: SubprocessSandbox,
+    solution: Solution,
+    data: Any,
+    names: list[str],
+    settings: Settings,
+) -> tuple[SimVerdict, bool]:
+    """The packaged simulator's verdict on the new solution, run apart from the model (a fresh folder)."""
+    referee = Referee(workspace, sandbox, data, timeout=settings.sandbox_timeout)
+    files = {f"simulator/{n}": door.read_bytes(package, f"simulator/{n}") for n in names}
+    files.setdefault("simulator/__init__.py", b"")
+    version = referee.candidate_from(files)
+    verdict = referee.check(solution.variables, settings.atol, version)
     agrees = (
         verdict.ok
         and verdict.feasible

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 __all__ = ["ErrorKind", "Event", "RunResult", "StageTiming", "new_run_id", "sha256_text"]
 
-ErrorKind = Literal["bad_input", "config", "run_failure", "interrupted"]
+ErrorKind = Literal["bad_input", "config", "run_failure", "interrupted", "internal"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,9 @@ class RunResult:
     folder: Path
     status: str
     objective: float | None = None
-    verified: bool = False
+    verified: bool = False  # level == "verified"
+    level: str = "unverified"  # a VerificationLevel value: verified, objective-checked or unverified
+    level_reason: str = ""  # why the level is not "verified"
     package: Path | None = None
     pass_at_1: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
@@ -61,7 +63,8 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 verified; 1 answer not verified; 2 bad input; 3 configuration; 4 run failure; 5 infeasible/unbounded."""
+        """0 verified; 6 objective-checked; 1 unverified; 2 bad input; 3 configuration; 4 run failure (and
+        internal errors); 5 infeasible/unbounded; 130 interrupted."""
         if self.error_kind == "bad_input":
             return 2
         if self.error_kind == "config":
@@ -72,7 +75,9 @@ class RunResult:
             return 4
         if self.status in {"infeasible", "unbounded", "infeasible_or_unbounded"}:
             return 5
-        return 0 if self.verified else 1
+        if self.verified:
+            return 0
+        return 6 if self.level == "objective-checked" else 1
 
 
 def new_run_id(problem: str) -> str:

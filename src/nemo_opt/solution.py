@@ -9,11 +9,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "LEVEL_ORDER",
     "Issue",
     "SimVerdict",
     "SolveStatus",
     "Solution",
     "ValidationReport",
+    "VerificationLevel",
     "Violation",
 ]
 
@@ -48,6 +50,32 @@ class SolveStatus(StrEnum):
     @property
     def has_solution(self) -> bool:
         return self in {SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT}
+
+
+class VerificationLevel(StrEnum):
+    """How far an answer was checked; every result, report and surface speaks these words.
+
+    - ``verified``: the frozen simulator, run apart from the agents, agrees with x* (feasible, same objective);
+      the host re-read the exported model and tied it to x* (x* feasible in it, its objective at x* is F_opt,
+      and x* is optimal for it); and the feasible-region cross-check ran its probes without a disagreement.
+      Only a sandbox that keeps agents away from the referee (bubblewrap) can give it.
+    - ``objective-checked``: the frozen simulator agrees at x*, but the rest could not be done (no exported
+      model, a solver API that cannot export, an optimality the host could not re-confirm, no probe the region
+      check could decide, or the plain sandbox); the reason is given.
+    - ``unverified``: no check passed.
+    """
+
+    VERIFIED = "verified"
+    OBJECTIVE_CHECKED = "objective-checked"
+    UNVERIFIED = "unverified"
+
+    @property
+    def rank(self) -> int:
+        """Higher is better: consensus and memory growth prefer higher levels."""
+        return LEVEL_ORDER.index(self)
+
+
+LEVEL_ORDER = [VerificationLevel.UNVERIFIED, VerificationLevel.OBJECTIVE_CHECKED, VerificationLevel.VERIFIED]
 
 
 class Solution(BaseModel):
@@ -124,6 +152,7 @@ IssueKind = Literal[
     "simulator_error",
     "feasible_region",
     "model_tie",
+    "tampering",
 ]
 
 
@@ -151,6 +180,10 @@ class ValidationReport(BaseModel):
     tolerance: float | None = None
     issues: list[Issue] = Field(default_factory=list)
     crosscheck: dict[str, Any] | None = None
+    tie: dict[str, Any] | None = None
+    level: VerificationLevel = VerificationLevel.UNVERIFIED
+    level_reason: str = ""
+    referee_version: int = 0
 
     def render(self) -> str:
         """The report as text for the optimizer agent."""
@@ -160,3 +193,8 @@ class ValidationReport(BaseModel):
         for number, issue in enumerate(self.issues, 1):
             lines.append(f"{number}. [{issue.kind}] {issue.message}")
         return "\n".join(lines)
+
+    def downgrade(self, level: VerificationLevel, reason: str) -> None:
+        """Lower the level to ``level`` (never raise it), saying why."""
+        if level.rank < self.level.rank:
+            self.level, self.level_reason = level, reason

@@ -115,6 +115,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, stream, ordinal)
     );
     """,
+    """
+    ALTER TABLE runs ADD COLUMN level TEXT;
+    ALTER TABLE bench_results ADD COLUMN level TEXT;
+    """,
 ]
 
 
@@ -185,13 +189,22 @@ class RunStore:
                 (run_id, time.time(), str(folder), title, problem_sha256),
             )
 
-    def finish_run(self, run_id: str, status: str, verified: bool | None, objective: float | None, result: Any) -> None:
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        verified: bool | None,
+        objective: float | None,
+        result: Any,
+        level: str | None = None,
+    ) -> None:
         with self._tx() as conn:
             conn.execute(
-                "UPDATE runs SET status=?, verified=?, objective=?, finished_at=?, result_json=? WHERE id=?",
+                "UPDATE runs SET status=?, verified=?, level=?, objective=?, finished_at=?, result_json=? WHERE id=?",
                 (
                     status,
                     None if verified is None else int(verified),
+                    level,
                     objective,
                     time.time(),
                     json.dumps(result),

@@ -17,10 +17,13 @@ Agents do not message each other; they read, import and run each other's files i
       consensus.json                  the consensus decision (a finished stage, for resume)
       .nemo/stages.json               stages finished so far, with their details
       .nemo/checkpoints/              accepted work inside the agents stage (memory hits, the simulator)
+      .nemo/referee/                  the frozen referee: accepted simulator versions, data and harness, hashed
       .nemo/run.lock                  held by the process working on the run
 
-Every file nemo-opt itself writes here goes through a temporary file and a rename (:mod:`nemo_opt.fsutil`),
-so a ``kill -9`` leaves each file either as it was or complete.
+Agents write here, so everything here is untrusted: the host reads and writes it only through the safe door
+(:mod:`nemo_opt.door`: no symlink followed, regular files only, size caps, bounded JSON, writes by temporary file
+and rename), so a ``kill -9`` leaves each file either as it was or complete, and nothing an agent placed here
+makes the host read or write outside the folder.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
-from nemo_opt.exceptions import BadInput
-from nemo_opt.fsutil import atomic_write_json, atomic_write_text, read_json
+from nemo_opt import door
+from nemo_opt.exceptions import BadInput, DoorRefused
+from nemo_opt.fsutil import to_jsonable
 
 __all__ = ["Workspace"]
 
@@ -97,42 +101,66 @@ class Workspace:
     def optimizer_dir(self, k: int) -> Path:
         return self.root / "optimizers" / f"opt_{k}"
 
+    @property
+    def referee_dir(self) -> Path:
+        return self.internal / "referee"
+
     def create(self) -> None:
-        for folder in (self.root, self.extract_dir, self.simulator_dir, self.trajectories, self.internal):
-            folder.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        for folder in (self.extract_dir, self.simulator_dir, self.trajectories, self.internal):
+            self.make_dirs(folder)
 
-    # --- access -------------------------------------------------------------------------------------------
-    def resolve(self, relative: str | Path, *, base: Path | None = None) -> Path:
-        """Resolve ``relative`` (against ``base``, default the root); refuse anything outside the workspace.
+    # --- access (every read and write goes through the safe door, :mod:`nemo_opt.door`) ----------------------
+    def relative(self, relative: str | PurePath, *, base: Path | None = None) -> PurePosixPath:
+        """``relative`` (taken from ``base``, default the root) as a clean path inside the workspace.
 
-        Symlinks are followed before the check, so a link pointing outside is refused too.
-        """
-        start = base or self.root
+        Lexical only: ``..`` may not leave the root, and symlinks are refused when the path is opened."""
+        start = door.normalise(base if base is not None else ".", self.root)
         candidate = Path(relative)
-        target = (candidate if candidate.is_absolute() else start / candidate).resolve()
-        if not target.is_relative_to(self.root):
-            raise BadInput(f"'{relative}' is outside the workspace {self.root}; use a path inside it.")
-        return target
+        joined = candidate if candidate.is_absolute() else Path(str(start)) / candidate
+        return door.normalise(joined, self.root)
+
+    def within(self, relative: str | PurePath, scope: str | PurePath) -> bool:
+        """Whether ``relative`` (a workspace path) lies inside the folder ``scope``."""
+        inner = self.relative(relative)
+        outer = self.relative(scope)
+        return outer == PurePosixPath(".") or inner == outer or inner.is_relative_to(outer)
 
     def rel(self, path: Path) -> str:
         """``path`` relative to the workspace root, for messages."""
         try:
-            return str(path.resolve().relative_to(self.root))
-        except ValueError:
+            return str(self.relative(path))
+        except DoorRefused:
             return str(path)
 
-    def write_text(self, relative: str | Path, text: str) -> Path:
-        path = self.resolve(relative)
-        atomic_write_text(path, text)
-        return path
+    def write_text(self, relative: str | PurePath, text: str) -> Path:
+        return door.write_text(self.root, self.relative(relative), text)
 
-    def write_json(self, relative: str | Path, data: Any) -> Path:
-        path = self.resolve(relative)
-        atomic_write_json(path, data)
-        return path
+    def write_json(self, relative: str | PurePath, data: Any) -> Path:
+        return door.write_json(self.root, self.relative(relative), to_jsonable(data))
 
-    def read_json(self, relative: str | Path) -> Any:
-        return read_json(self.resolve(relative))
+    def read_bytes(self, relative: str | PurePath, *, max_bytes: int = door.MAX_READ_BYTES) -> bytes:
+        return door.read_bytes(self.root, self.relative(relative), max_bytes=max_bytes)
+
+    def read_text(self, relative: str | PurePath, *, max_bytes: int = door.MAX_READ_BYTES) -> str:
+        return door.read_text(self.root, self.relative(relative), max_bytes=max_bytes)
+
+    def read_json(self, relative: str | PurePath, *, max_bytes: int = door.MAX_READ_BYTES) -> Any:
+        return door.read_json(self.root, self.relative(relative), max_bytes=max_bytes)
+
+    def exists(self, relative: str | PurePath) -> bool:
+        """A regular file is there (no symlink on the way)."""
+        return door.exists(self.root, self.relative(relative))
+
+    def remove(self, relative: str | PurePath) -> None:
+        door.remove(self.root, self.relative(relative))
+
+    def make_dirs(self, relative: str | PurePath) -> Path:
+        return door.make_dirs(self.root, self.relative(relative))
+
+    def copy(self, source: str | PurePath, target: str | PurePath) -> Path:
+        """Copy one regular file within the workspace."""
+        return door.copy_file(self.root, self.relative(source), self.root, self.relative(target))
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -140,8 +168,7 @@ class Workspace:
 
         The lock is an advisory ``flock``: the kernel releases it when the holder dies, even by ``kill -9``,
         so a killed run can be resumed at once without clearing anything."""
-        self.internal.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.internal / "run.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = door.open_lock_file(self.root, self.relative(self.internal / "run.lock"))
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

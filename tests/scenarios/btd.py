@@ -167,9 +167,9 @@ data = json.load(open("data.json"))
 months = [str(m) for m in data["months"]]
 h = highspy.Highs()
 h.silent()
-reg = {t: h.addVariable(lb=0, ub=data["regular_capacity"]) for t in months}
-ot = {t: h.addVariable(lb=0, ub=data["overtime_capacity"]) for t in months}
-inv = {t: h.addVariable(lb=0) for t in months}
+reg = {t: h.addVariable(lb=0, ub=data["regular_capacity"], name=f"regular[{t}]") for t in months}
+ot = {t: h.addVariable(lb=0, ub=data["overtime_capacity"], name=f"overtime[{t}]") for t in months}
+inv = {t: h.addVariable(lb=0, name=f"inventory[{t}]") for t in months}
 previous = data["initial_inventory"]
 for t in months:
     h.addConstr(inv[t] == previous + reg[t] + ot[t] - data["demand"][t])
@@ -188,7 +188,9 @@ solution = {
     } if ok else {},
     "solver": "highs",
     "solve_seconds": time.time() - start,
+    "model_file": "model.mps",
 }
+h.writeModel("model.mps")
 json.dump(solution, open("solution.json", "w"), indent=2)
 print(solution["status"], solution["objective"])
 """

@@ -156,7 +156,8 @@ status = {"Optimal": "optimal", "Infeasible": "infeasible", "Unbounded": "unboun
 )
 solution = {"status": status, "objective": value(prob.objective) if status == "optimal" else None,
             "variables": {"boat_trips": boats.varValue, "canoe_trips": canoes.varValue},
-            "solver": "cbc", "solve_seconds": time.time() - start}
+            "solver": "cbc", "solve_seconds": time.time() - start, "model_file": "model.mps"}
+prob.writeMPS("model.mps", with_objsense=True)
 with open("solution.json", "w") as f:
     json.dump(solution, f, indent=2)
 print(status, solution["objective"])

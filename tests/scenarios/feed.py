@@ -98,7 +98,7 @@ data = json.load(open("data.json"))
 feeds = data["feeds"]
 h = highspy.Highs()
 h.silent()
-kg = {f: h.addVariable(lb=0, name=f"kg_{f}") for f in feeds}
+kg = {f: h.addVariable(lb=0, name=f"kg[{f}]") for f in feeds}
 h.addConstr(sum(data["protein"][f] * kg[f] for f in feeds) >= data["min_protein"])
 h.addConstr(sum(data["fat"][f] * kg[f] for f in feeds) >= data["min_fat"])
 start = time.time()
@@ -110,7 +110,9 @@ solution = {
     "variables": {"kg": {f: h.val(kg[f]) for f in feeds}} if ok else {},
     "solver": "highs",
     "solve_seconds": time.time() - start,
+    "model_file": "model.mps",
 }
+h.writeModel("model.mps")
 json.dump(solution, open("solution.json", "w"), indent=2)
 print(solution["status"], solution["objective"])
 """

@@ -250,7 +250,9 @@ status = {"Optimal": "optimal", "Infeasible": "infeasible", "Unbounded": "unboun
     pulp.LpStatus[prob.status], "unknown"
 )
 solution = {"status": status, "objective": pulp.value(prob.objective), "solver": "cbc",
-            "variables": {"make": {p: make[p].varValue for p in products}}, "solve_seconds": time.time() - start}
+            "variables": {"make": {p: make[p].varValue for p in products}}, "solve_seconds": time.time() - start,
+            "model_file": "model.mps", "columns": {f"make_{p}": f"make[{p}]" for p in products}}
+prob.writeMPS("model.mps", with_objsense=True)
 json.dump(solution, open("solution.json", "w"), indent=2)
 print(status, solution["objective"])
 """

@@ -26,7 +26,8 @@ class AgentTask:
     """What an agent must do and how its submission is judged.
 
     ``accept`` runs when the agent submits; a refusal goes back to the agent as an observation.
-    ``acceptance_text`` describes the same check in words for the prompt.
+    ``acceptance_text`` describes the same check in words for the prompt. ``writable`` is the one folder the
+    agent's file tools may write (default: ``workdir``); its sandbox should be scoped to the same folder.
     """
 
     name: str
@@ -36,6 +37,7 @@ class AgentTask:
     accept: Callable[[], Acceptance]
     acceptance_text: str
     template: tuple[str, str] = ("", "")
+    writable: Path | None = None
 
 
 class AgentStatus(StrEnum):

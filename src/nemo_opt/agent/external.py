@@ -22,7 +22,6 @@ backend is constructed, so a core install never needs it.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import time
@@ -178,11 +177,13 @@ def _resumable_agent_class(base: type) -> type:
             *,
             history: list[dict[str, Any]] | None = None,
             summary: Callable[[], dict[str, Any]] | None = None,
+            writer: Callable[[Path, Any], object] | None = None,
             **config: Any,
         ):
             super().__init__(model, env, **config)
             self._history = history
             self._summary = summary
+            self._writer = writer or atomic_write_json
 
         def add_messages(self, *messages: dict[str, Any]) -> list[dict[str, Any]]:
             if self._history is not None:
@@ -196,7 +197,7 @@ def _resumable_agent_class(base: type) -> type:
             summary = [self._summary()] if self._summary is not None else []
             data: dict[str, Any] = self.serialize(*summary, *extra_dicts)
             if path:
-                atomic_write_json(path, data)
+                self._writer(path, data)
             return data
 
     return ResumableAgent
@@ -386,7 +387,9 @@ class MiniSweAgent:
         )
         env = SandboxEnvironment(self.sandbox, task, self.limits, workdir)
         trajectory = self.workspace.trajectories / f"{task.name}.json"
-        earlier_runs = _previous_runs(trajectory) if history else []  # read before the first save overwrites it
+        earlier_runs = (
+            _previous_runs(self.workspace, trajectory) if history else []
+        )  # read before the first save overwrites it
         outcome = {"status": "running", "reason": ""}
 
         def summary() -> dict[str, Any]:
@@ -399,6 +402,7 @@ class MiniSweAgent:
             env,
             history=[_to_mini(m) for m in history] if history else None,
             summary=summary,
+            writer=self.workspace.write_json,  # the trajectory lies in the workspace: through the safe door
             system_template=SYSTEM_TEMPLATE,
             instance_template=INSTANCE_TEMPLATE,
             step_limit=self.limits.max_steps,
@@ -493,10 +497,10 @@ def _nemo_fields(task: AgentTask, model_name: str, runs: list[dict[str, Any]], v
     }
 
 
-def _previous_runs(path: Path) -> list[dict[str, Any]]:
+def _previous_runs(workspace: Workspace, path: Path) -> list[dict[str, Any]]:
     """The run records of the conversation being resumed, so its trajectory keeps their accounting."""
     try:
-        runs = json.loads(path.read_text(encoding="utf-8")).get("runs", [])
+        runs = workspace.read_json(path).get("runs", [])
         return [r for r in runs if isinstance(r, dict) and isinstance(r.get("usage"), dict)]
     except (OSError, ValueError, AttributeError):
         return []

@@ -14,7 +14,6 @@ enters the conversation and the trajectory, and the model is told so.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,6 @@ from nemo_opt.agent.tools import (
     unusable_reply,
 )
 from nemo_opt.exceptions import FormatError, LimitsExceeded, RunFailure, Submitted
-from nemo_opt.fsutil import atomic_write_json
 from nemo_opt.llm.base import Choice, Message, Usage
 from nemo_opt.llm.recorder import RecordedLLM
 from nemo_opt.sandbox.base import Sandbox
@@ -112,11 +110,11 @@ class ToolLoopAgent:
         """Work on ``task`` until the submit is accepted or a budget runs out."""
         messages = list(history) if history else [Message("system", task.system)]
         messages.append(Message("user", task.instruction))
-        toolbox = ToolBox(self.workspace, self.sandbox, task.workdir, self.limits.observation_chars)
+        toolbox = ToolBox(self.workspace, self.sandbox, task.workdir, self.limits.observation_chars, task.writable)
         started = time.monotonic()
         steps, usage = 0, Usage()
         trajectory = self.workspace.trajectories / f"{task.name}.json"
-        events: list[dict[str, Any]] = _previous_events(trajectory) if history else []
+        events: list[dict[str, Any]] = _previous_events(self.workspace, trajectory) if history else []
         status, reason, summary = AgentStatus.FAILED, "", ""
         faults = _Faults()
         largest = 0  # completion tokens of the longest reply, so a token-limit stop says where the budget went
@@ -262,7 +260,7 @@ class ToolLoopAgent:
         status: AgentStatus,
         reason: str,
     ) -> None:
-        atomic_write_json(
+        self.workspace.write_json(
             path,
             {
                 "agent": task.name,
@@ -306,10 +304,10 @@ def _refusal(reason: str) -> str:
     return f"Submit refused: {reason}\nFix this and submit again."
 
 
-def _previous_events(path: Path) -> list[dict[str, Any]]:
+def _previous_events(workspace: Workspace, path: Path) -> list[dict[str, Any]]:
     """Events of an earlier run of the same agent, so a resumed trajectory keeps its history."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = workspace.read_json(path)
         events = data.get("events", [])
         return list(events) if isinstance(events, list) else []
     except (OSError, ValueError):

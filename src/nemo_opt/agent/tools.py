@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from nemo_opt.exceptions import BadInput, FormatError
-from nemo_opt.fsutil import atomic_write_text
+from nemo_opt.exceptions import BadInput, DoorRefused, FormatError
 from nemo_opt.llm.base import ToolCall, ToolSpec
 from nemo_opt.sandbox.base import ExecResult, Sandbox
 from nemo_opt.workspace import Workspace
@@ -27,6 +26,8 @@ __all__ = [
 ]
 
 SUBMIT_MARKER = "NEMO_SUBMIT"
+# Source files and data an agent reads with read_file are kilobytes; the observation is cut far below this anyway.
+READ_MAX_BYTES = 4 * 1024 * 1024
 
 _PATH = {"type": "string", "description": "File path, relative to your working directory."}
 TOOL_SPECS: list[ToolSpec] = [
@@ -194,22 +195,37 @@ class Observation:
 
 
 class ToolBox:
-    """Executes tool calls for one agent: commands in the sandbox, file access inside the workspace only."""
+    """Executes tool calls for one agent: commands in the sandbox, file access through the safe door.
 
-    def __init__(self, workspace: Workspace, sandbox: Sandbox, workdir: Path, observation_chars: int) -> None:
+    Files are read anywhere in the workspace (no symlink followed, regular files only, size-capped) and written
+    only inside ``scope``, the agent's own folder (default: its working directory)."""
+
+    def __init__(
+        self, workspace: Workspace, sandbox: Sandbox, workdir: Path, observation_chars: int, scope: Path | None = None
+    ) -> None:
         self.workspace = workspace
         self.sandbox = sandbox
         self.workdir = workdir
+        self.scope = scope or workdir
         self.observation_chars = observation_chars
+
+    def _target(self, name: str) -> PurePosixPath:
+        """The workspace path ``name`` (from the working directory) names, if this agent may write it."""
+        relative = self.workspace.relative(name, base=self.workdir)
+        if not self.workspace.within(relative, self.scope):
+            raise DoorRefused(
+                f"'{name}' is outside your own folder {self.workspace.rel(self.scope)}/; you may read other "
+                "folders but write only your own."
+            )
+        return relative
 
     def write_files(self, files: list[tuple[str, str]]) -> str:
         """Write files a plain-text reply showed as named python blocks; the observation says what happened."""
         lines = []
         for name, content in files:
             try:
-                path = self.workspace.resolve(name, base=self.workdir)
-                atomic_write_text(path, content)
-            except (BadInput, OSError) as exc:
+                path = self.workspace.write_text(self._target(name), content)
+            except OSError as exc:  # DoorRefused included
                 lines.append(f"Not written: {name}: {exc}")
                 continue
             lines.append(f"Wrote {self.workspace.rel(path)} ({content.count(chr(10))} lines) from your python block.")
@@ -254,7 +270,7 @@ class ToolBox:
             )
         try:
             return self._dispatch(tool_call.name, args, timeout)
-        except BadInput as exc:
+        except (BadInput, DoorRefused) as exc:
             return Observation(f"Error: {exc}")
         except KeyError as exc:
             return Observation(
@@ -269,23 +285,24 @@ class ToolBox:
             return Observation(self.run_bash(str(args["command"]), timeout)[1])
         if name == "submit":
             return Observation("", submit=True, summary=str(args.get("summary", "")))
-        path = self.workspace.resolve(str(args["path"]), base=self.workdir)
-        shown = self.workspace.rel(path)
+        path = self.workspace.relative(str(args["path"]), base=self.workdir)
+        shown = str(path)
         if name == "read_file":
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = self.workspace.read_text(path, max_bytes=READ_MAX_BYTES).splitlines()
             start = max(int(args.get("start_line") or 1), 1)
             end = int(args.get("end_line") or len(lines))
             body = "\n".join(f"{i:5d}  {line}" for i, line in enumerate(lines[start - 1 : end], start))
             return Observation(shorten(body, self.observation_chars) or f"({shown} is empty)")
         if name == "write_file":
             content = str(args["content"])
-            atomic_write_text(path, content)
+            self.workspace.write_text(self._target(str(args["path"])), content)
             return Observation(f"Wrote {len(content)} characters to {shown}.")
         old, new = str(args["old_text"]), str(args["new_text"])
-        text = path.read_text(encoding="utf-8")
+        path = self._target(str(args["path"]))
+        text = self.workspace.read_text(path, max_bytes=READ_MAX_BYTES)
         count = text.count(old) if old else 0
         if count != 1:
             where = "does not occur" if count == 0 else f"occurs {count} times"
             return Observation(f"Error: old_text {where} in {shown}; it must match exactly once. Read the file first.")
-        atomic_write_text(path, text.replace(old, new, 1))
+        self.workspace.write_text(path, text.replace(old, new, 1))
         return Observation(f"Edited {shown}.")

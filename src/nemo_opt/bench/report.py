@@ -187,12 +187,16 @@ def _accuracy(runs: list[_Run]) -> Section:
     for run in runs:
         graded, done = len(run.graded), [r for r in run.results if r["status"] == "done"]
         correct, pass1 = (sum(bool(r[key]) for r in run.graded) for key in ("correct", "pass1_correct"))
-        verified = _pct(sum(bool(r["verified"]) for r in done), len(done)) if not run.row["oracle"] else "n/a"
+        oracle = bool(run.row["oracle"])
+        verified = _pct(sum(bool(r["verified"]) for r in done), len(done)) if not oracle else "n/a"
+        checked = _pct(sum(r.get("level") == "objective-checked" for r in done), len(done)) if not oracle else "n/a"
         failed = sum(r["status"] == "failed" for r in run.results)
         figure, release = _paper(run)
         shown = "–" if figure is None else f"{figure:.1f} ({release})"
         counts = [str(n) for n in (len(run.results), graded, correct)]
-        rows.append([run.label, *counts, _pct(correct, graded), _pct(pass1, graded), verified, str(failed), shown])
+        rows.append(
+            [run.label, *counts, _pct(correct, graded), _pct(pass1, graded), verified, checked, str(failed), shown]
+        )
         final.append(100 * correct / graded if graded else None)
         first.append(100 * pass1 / graded if graded else None)
         paper.append(figure)
@@ -201,10 +205,14 @@ def _accuracy(runs: list[_Run]) -> Section:
     chart = grouped_bars("Accuracy per run", [r.label for r in runs], series, maximum=100, description=about)
     text = (
         "Accuracy is over graded items (those with a usable gold answer). Pass@1 grades the first optimizer's "
-        "answer before consensus. Verified is the share of finished items whose answer the simulator confirmed. "
+        "answer before consensus. Verified is the share of finished items that reached the top verification "
+        "level (the frozen simulator agrees, the exported model is tied to the answer and the feasible-region "
+        "cross-check agrees); objective-checked, the share where only the simulator's agreement at the answer "
+        "could be established. "
         "Paper is NEMO's published figure for the benchmark's standard (Std) or curated (Cur) release."
     )
-    headers = ["Run", "Items", "Graded", "Correct", "Accuracy %", "Pass@1 %", "Verified %", "Failed", "Paper %"]
+    headers = ["Run", "Items", "Graded", "Correct", "Accuracy %", "Pass@1 %", "Verified %", "Objective-checked %"]
+    headers += ["Failed", "Paper %"]
     return Section("Accuracy per benchmark", [text], [Table(headers, rows)], [chart])
 
 

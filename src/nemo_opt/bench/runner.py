@@ -123,6 +123,7 @@ def solve_item(
     pass1 = result.pass_at_1.get("objective") if result.pass_at_1 else None
     base.pass1_answer = float(pass1) if isinstance(pass1, int | float) else None
     base.verified = result.verified
+    base.level = result.level
     base.prompt_tokens = int(usage.get("prompt_tokens") or 0)
     base.completion_tokens = int(usage.get("completion_tokens") or 0)
     cost = usage.get("cost_usd")

@@ -25,6 +25,7 @@ class ItemResult:
     pass1_status: str | None = None
     pass1_answer: float | None = None
     verified: bool | None = None
+    level: str | None = None  # verified, objective-checked or unverified (None: oracle runs, nothing validated)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = None

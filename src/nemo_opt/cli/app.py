@@ -16,9 +16,11 @@ from nemo_opt.settings import Settings, load_settings
 
 __all__ = ["EXIT_CODES", "cli", "console", "fail", "out", "settings_from"]
 
-EXIT_CODES = """Exit codes: 0 verified answer; 1 answer not verified; 2 bad input; 3 configuration problem
-(no model, missing key, bad setting); 4 run failure (model service unreachable, agents out of budget, cost
-ceiling); 5 the solver reports infeasible or unbounded; 130 interrupted."""
+EXIT_CODES = """Exit codes: 0 verified answer (the frozen simulator agrees, the exported model is tied to the answer
+and the feasible-region cross-check agrees); 6 objective-checked (the simulator agrees, the rest could not be
+checked: see the reason); 1 unverified; 2 bad input; 3 configuration problem (no model, missing key, bad
+setting); 4 run failure (model service unreachable, agents out of budget, cost ceiling, internal error);
+5 the solver reports infeasible or unbounded; 130 interrupted."""
 
 console = Console(stderr=True)
 out = Console()

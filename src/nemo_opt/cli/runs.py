@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -47,7 +46,8 @@ def _pass_at_1(first: dict[str, Any]) -> str:
         return "—"
     objective = first.get("objective")
     value = "" if objective is None else f" {objective:.10g}"
-    return f"{first.get('status')}{value}{' (verified)' if first.get('verified') else ''}"
+    level = first.get("level") or ("verified" if first.get("verified") else "")
+    return f"{first.get('status')}{value}{f' ({level})' if level else ''}"
 
 
 def _summary(result: RunResult) -> Table:
@@ -57,7 +57,7 @@ def _summary(result: RunResult) -> Table:
     rows = [
         ("status", result.status),
         ("objective", "—" if result.objective is None else f"{result.objective:.10g}"),
-        ("verified", "yes" if result.verified else "no"),
+        ("verification", result.level + (f" ({result.level_reason})" if result.level_reason else "")),
         ("pass@1", _pass_at_1(result.pass_at_1)),
         ("tokens", f"{usage.get('prompt_tokens', 0):,} in / {usage.get('completion_tokens', 0):,} out"),
         ("cost", "unknown" if cost is None else f"{cost:.4f} USD"),
@@ -161,10 +161,15 @@ def solve(
             f"[yellow]The problem is {result.status}[/]: {_NO_OPTIMUM[result.status]}. The optimizers confirmed it "
             f"after re-checking their models; their notes are in {result.folder}/result.json."
         )
+    elif result.level == "objective-checked":
+        console.print(
+            f"[yellow]The answer is objective-checked, not verified[/]: {escape(result.level_reason)}. "
+            f"Validation reports are in {result.folder}/optimizers/"
+        )
     elif not result.verified:
         console.print(f"[yellow]The answer is not verified.[/] Validation reports are in {result.folder}/optimizers/")
     if as_json:
-        out.print_json(data=json.loads(result.folder.joinpath("result.json").read_text(encoding="utf-8")))
+        out.print_json(data=read_json(result.folder / "result.json"))
     sys.exit(result.exit_code)
 
 
@@ -198,6 +203,9 @@ def show(ctx: click.Context, run: str) -> None:
         sys.exit(1)
     data = read_json(result_path)
     out.print(f"[bold]Run[/] {data['run_id']}  ({folder})")
+    level = data.get("level") or ("verified" if data.get("verified") else "unverified")
+    reason = f" — {escape(str(data['level_reason']))}" if data.get("level_reason") else ""
+    out.print(f"{data.get('status')}, objective {data.get('objective')}, [bold]{level}[/]{reason}")
     table = Table("stage", "status", "seconds")
     for stage in data.get("stages", []):
         table.add_row(stage["stage"], stage["status"], f"{stage['seconds']:.2f}")
@@ -205,10 +213,12 @@ def show(ctx: click.Context, run: str) -> None:
     for opt in data.get("optimizers", []):
         out.print(
             f"[bold]{opt['name']}[/] ({opt['solver']}): {opt['status']}, objective {opt['objective']}, "
-            f"verified {'yes' if opt['verified'] else 'no'}. {escape(opt['note'])}"
+            f"{opt.get('level') or ('verified' if opt['verified'] else 'unverified')}. {escape(opt['note'])}"
         )
         for report in opt.get("reports", []):
-            out.print(f"  round {report['round']}: {'passed' if report['passed'] else 'failed'}")
+            verdict = f"passed, {report.get('level', 'objective-checked')}" if report["passed"] else "failed"
+            why = f" ({escape(report['level_reason'])})" if report["passed"] and report.get("level_reason") else ""
+            out.print(f"  round {report['round']}: {verdict}{why}")
             for issue in report.get("issues", []):
                 out.print(f"    - {escape('[' + issue['kind'] + '] ' + issue['message'][:300])}")
     calls = store.llm_totals(data["run_id"])

@@ -7,7 +7,6 @@ import json
 import os
 from pathlib import Path
 
-from nemo_opt.fsutil import atomic_write_text
 from nemo_opt.memory.store import Exemplar, Hit
 from nemo_opt.workspace import Workspace
 
@@ -54,8 +53,8 @@ def write_exemplars(workspace: Workspace, hits: list[Hit]) -> list[Path]:
             path = workspace.root / "memory" / f"ex_{number}.py"
         else:
             path = workspace.root / "memory" / f"ex_{number}" / "model.py"
-            atomic_write_text(path.parent / "data.json", json.dumps(exemplar.data, indent=2) + "\n")
-        atomic_write_text(path, exemplar_source(exemplar))
+            workspace.write_text(path.parent / "data.json", json.dumps(exemplar.data, indent=2) + "\n")
+        workspace.write_text(path, exemplar_source(exemplar))
         paths.append(path)
     return paths
 

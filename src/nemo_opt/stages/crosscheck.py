@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,10 +36,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
-from nemo_opt.sandbox.base import Sandbox
 from nemo_opt.solution import Issue, SimVerdict, Solution
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
-from nemo_opt.stages.validate import run_simulator_batch
 from nemo_opt.workspace import Workspace
 
 __all__ = [
@@ -49,8 +48,8 @@ __all__ = [
     "column_map",
     "compare_regions",
     "complete_point",
-    "cross_check",
     "feasible_mask",
+    "load_exported_model",
     "objective_at",
     "read_model_file",
     "rows_judge",
@@ -625,44 +624,45 @@ def _probe_points(
     return points[:count]
 
 
-def cross_check(
-    spec: ProblemSpec,
-    workspace: Workspace,
-    sandbox: Sandbox,
-    solution: Solution,
-    solution_dir: Path,
-    *,
-    probes: int,
-    atol: float,
-    rtol: float,
-    timeout: float,
-    seed: int = 0,
-) -> CrossCheck:
-    """Compare the exported model's feasibility and objective with the simulator's at ``probes`` points."""
+# MPS files of the models agents write here are kilobytes to a few megabytes.
+MAX_MODEL_BYTES = 64 * 1024 * 1024
+MODEL_SUFFIXES = (".mps", ".lp")
+
+
+def load_exported_model(
+    workspace: Workspace, folder: Path, solution: Solution, spec: ProblemSpec
+) -> tuple[Any, dict[int, tuple[str, tuple[str, ...]]]] | str:
+    """The model the optimizer exported, read by the host (through the safe door, into a private copy), and the
+    map of its columns to P*'s variables; a string says why there is none."""
     extra = solution.model_extra or {}
-    model_file = extra.get("model_file")
-    if probes <= 0:
-        return CrossCheck(False, "switched off")
-    if not model_file:
-        return CrossCheck(False, "the model exported no model file (this solver API cannot, or the model did not)")
-    path = (solution_dir / str(model_file)).resolve()
-    if not path.is_relative_to(solution_dir.resolve()) or not path.exists():
-        return CrossCheck(False, f"the model file {model_file} is missing")
+    name = extra.get("model_file")
+    if not name:
+        return "the model exported no model file (this solver API cannot, or the model did not)"
+    name = str(name)
+    suffix = next((s for s in MODEL_SUFFIXES if name.lower().endswith(s)), None)
+    if suffix is None:
+        return f"the model file {name} is not an MPS or LP file"
     try:
-        model = read_model_file(path)
-    except (ValueError, RuntimeError) as exc:
-        return CrossCheck(False, f"the model file cannot be read: {exc}")
+        relative = workspace.relative(name, base=folder)
+        if not workspace.within(relative, folder):
+            return f"the model file {name} is outside the optimizer's folder"
+        data = workspace.read_bytes(relative, max_bytes=MAX_MODEL_BYTES)
+    except FileNotFoundError:
+        return f"the model file {name} is missing"
+    except OSError as exc:  # DoorRefused included: a symlink, a FIFO, too large
+        return f"the model file {name} cannot be read: {exc}"
+    with tempfile.TemporaryDirectory(prefix="nemo-model-") as private:
+        copy = Path(private) / f"model{suffix}"
+        copy.write_bytes(data)
+        try:
+            model = read_model_file(copy)
+        except (ValueError, RuntimeError, OSError) as exc:
+            return f"the model file cannot be read: {exc}"
     explicit = extra.get("columns") if isinstance(extra.get("columns"), dict) else {}
-    mapping = _column_map(model, spec, {str(k): str(v) for k, v in (explicit or {}).items()})
+    mapping = column_map(model, spec, {str(k): str(v) for k, v in (explicit or {}).items()})
     if not mapping:
-        return CrossCheck(False, "no column of the model file could be matched to a variable of P*")
-
-    def judge(points: list[dict[str, Any]]) -> list[SimVerdict] | str:
-        return run_simulator_batch(workspace, sandbox, points, f"crosscheck_{seed}", atol, timeout)
-
-    return compare_regions(
-        spec, solution.variables, model, mapping, judge, probes=probes, atol=atol, rtol=rtol, seed=seed
-    )
+        return "no column of the model file could be matched to a variable of P*"
+    return model, mapping
 
 
 def _lookup(values: Any, key: tuple[str, ...]) -> float | None:

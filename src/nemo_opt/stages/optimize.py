@@ -6,21 +6,22 @@ solution behind each validation report are kept even when a later repair breaks 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from nemo_opt import door
 from nemo_opt.agent.base import Acceptance, Agent, AgentResult, AgentTask
 from nemo_opt.prompts import load_prompt
 from nemo_opt.sandbox.base import Sandbox
-from nemo_opt.solution import SolveStatus, ValidationReport
+from nemo_opt.solution import Issue, SolveStatus, ValidationReport, VerificationLevel
 from nemo_opt.solvers.backends.gurobi import is_size_limit_error, size_limit_message
 from nemo_opt.solvers.registry import get_solver
 from nemo_opt.spec import ProblemSpec
 from nemo_opt.stages.context import spec_context
 from nemo_opt.stages.recommend import Recommendation
+from nemo_opt.stages.referee import Referee
 from nemo_opt.stages.validate import check_shapes, load_solution, validate
 from nemo_opt.workspace import Workspace
 
@@ -31,6 +32,7 @@ __all__ = [
     "optimizer_task",
     "outcome_dict",
     "report_line",
+    "revalidate",
     "run_optimizer",
 ]
 
@@ -51,6 +53,10 @@ class SimulatorGate(Protocol):
         """Ask the simulator agent to fix a crash on ``solution``; True when it resubmitted."""
         ...
 
+    def busy(self) -> bool:
+        """Whether the simulator agent is working right now (so ``simulator/`` may legitimately change)."""
+        ...
+
 
 @dataclass
 class OptimizerOutcome:
@@ -68,6 +74,21 @@ class OptimizerOutcome:
     note: str = ""
     fatal: str = ""
     usage_tokens: int = 0
+    level: VerificationLevel = VerificationLevel.UNVERIFIED
+    level_reason: str = ""
+    # Files the snapshots refused to copy (symlinks, FIFOs, ...), per round.
+    refused: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.verified and self.level is VerificationLevel.UNVERIFIED:
+            self.level = VerificationLevel.VERIFIED
+
+    def record(self, report: ValidationReport) -> None:
+        """Take ``report`` as this optimizer's current standing."""
+        self.reports.append(report)
+        self.level = report.level if report.passed else VerificationLevel.UNVERIFIED
+        self.level_reason = report.level_reason if report.passed else "the last validation round failed"
+        self.verified = self.level is VerificationLevel.VERIFIED
 
     @property
     def solution_path(self) -> Path:
@@ -105,18 +126,24 @@ def accept_optimizer(
 
     ``fallback`` is the solver to switch to when Gurobi's size-limited licence refuses the model."""
     model = workdir / "model.py"
-    if not model.exists():
-        return Acceptance(False, f"{workspace.rel(model)} does not exist.")
+    if not workspace.exists(model):
+        return Acceptance(False, f"{workspace.rel(model)} does not exist (as a regular file).")
     solution_path = workdir / "solution.json"
-    solution_path.unlink(missing_ok=True)
+    try:
+        workspace.remove(solution_path)
+    except OSError as exc:
+        return Acceptance(False, f"the old solution.json cannot be removed: {exc}")
     result = sandbox.run("python model.py", cwd=workdir, timeout=timeout)
-    (workdir / "run.log").write_text(result.output, encoding="utf-8")
+    try:  # the host's own record of the run; a symlink or folder an agent put there is replaced or refused
+        workspace.write_text(workdir / "run.log", result.output)
+    except OSError as exc:
+        return Acceptance(False, f"run.log cannot be written in your folder ({exc}); remove whatever is there.")
     refusal = _size_limit_refusal(result.output, fallback)
     if refusal is not None:
         return refusal
     if not result.ok:
         return Acceptance(False, f"`python model.py` failed ({result.describe()}):\n{result.output[-4000:]}")
-    solution, error = load_solution(solution_path)
+    solution, error = load_solution(workspace, solution_path)
     if solution is None:
         return Acceptance(False, error)
     if solution.status.has_solution:
@@ -142,9 +169,8 @@ def optimizer_task(
     memory_note: str = "",
 ) -> AgentTask:
     """The task of optimizer ``index``, working in ``optimizers/opt_<index>`` with a copy of data.json."""
-    workdir = workspace.optimizer_dir(index)
-    workdir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(workspace.data, workdir / "data.json")
+    workdir = workspace.make_dirs(workspace.optimizer_dir(index))
+    workspace.copy(workspace.data, workdir / "data.json")
     context = spec_context(spec)
     system, task_prompt = load_prompt("optimizer"), load_prompt("optimizer_task")
     protocol_prompt = load_prompt(f"protocol_{protocol}")
@@ -174,16 +200,30 @@ def optimizer_task(
         ),
         acceptance_text=OPTIMIZER_ACCEPTANCE,
         template=(system.name, f"{system.version}.{task_prompt.version}.{protocol_prompt.version}"),
+        writable=workdir,
     )
 
 
-def _snapshot(outcome: OptimizerOutcome, round_number: int) -> None:
+SNAPSHOT_FILES = ("model.py", "solution.json", "run.log")
+
+
+def _snapshot(workspace: Workspace, outcome: OptimizerOutcome, round_number: int) -> None:
+    """Keep the accepted files of this round (regular files only; what was refused is recorded)."""
     target = outcome.workdir / "history" / f"round_{round_number}"
-    target.mkdir(parents=True, exist_ok=True)
-    for name in ("model.py", "solution.json", "run.log"):
-        source = outcome.workdir / name
-        if source.exists():
-            shutil.copyfile(source, target / name)
+    # ``history`` lies in the agent's folder, but it is the host's: whatever the agent put there instead of a
+    # folder (a symlink out of the workspace, a file) is removed, never followed.
+    history = workspace.relative(outcome.workdir / "history")
+    if door.list_files(workspace.root, history.parent).get(history.name, "dir") != "dir":
+        door.remove(workspace.root, history)
+    record = door.copy_files(
+        workspace.root,
+        workspace.relative(outcome.workdir),
+        workspace.root,
+        workspace.relative(target),
+        include=lambda name: name in SNAPSHOT_FILES,
+    )
+    if record.refused:
+        outcome.refused[f"round_{round_number}"] = record.refused
     outcome.accepted_rounds.append(round_number)
 
 
@@ -211,17 +251,18 @@ def run_optimizer(
     outcome: OptimizerOutcome,
     spec: ProblemSpec,
     workspace: Workspace,
-    sandbox: Sandbox,
+    referee: Referee,
     gate: SimulatorGate | None,
     *,
     repair_rounds: int,
     atol: float,
     rtol: float,
-    timeout: float,
     probes: int = 0,
+    time_limit: float = 60.0,
     on_report: Callable[[ValidationReport], None] | None = None,
 ) -> OptimizerOutcome:
-    """Run the agent, then validate and repair until the solution passes or the rounds are used up.
+    """Run the agent, then validate (with the frozen referee) and repair until the solution passes or the rounds
+    are used up.
 
     ``on_report`` sees every validation report as it is made (for progress display)."""
     result: AgentResult = agent.run(task)
@@ -229,8 +270,8 @@ def run_optimizer(
     if not result.submitted:
         outcome.note = f"the optimizer agent ended without an accepted model: {result.reason}"
         return outcome
-    _snapshot(outcome, 0)
-    _read_solution(outcome)
+    _snapshot(workspace, outcome, 0)
+    _read_solution(workspace, outcome)
     if gate is None:
         outcome.note = "not validated: the simulator is switched off"
         return outcome
@@ -243,18 +284,30 @@ def run_optimizer(
         report = validate(
             spec,
             workspace,
-            sandbox,
+            referee,
             outcome.solution_path,
             optimizer=task.name,
             round_number=round_number,
             atol=atol,
             rtol=rtol,
-            timeout=timeout,
             attempt=attempt,
             probes=probes,
+            time_limit=time_limit,
         )
-        outcome.reports.append(report)
-        outcome.verified = report.passed
+        changed = referee.tampering(simulator_idle=not gate.busy())
+        if changed:
+            referee.restore_live()
+            report.issues.insert(
+                0,
+                Issue(
+                    kind="tampering",
+                    message="files of the referee were changed while you worked: "
+                    f"{', '.join(changed)}. They have been restored. Change only files in your own folder.",
+                ),
+            )
+            report.passed = False
+            report.downgrade(VerificationLevel.UNVERIFIED, "the referee's files were tampered with")
+        outcome.record(report)
         if on_report is not None:
             on_report(report)
         return report
@@ -277,16 +330,50 @@ def run_optimizer(
         outcome.usage_tokens += result.usage.total_tokens
         if not result.submitted:
             outcome.note = f"repair round {round_number + 1} ended without an accepted model: {result.reason}"
-            _restore_last_accepted(outcome)
+            _restore_last_accepted(workspace, outcome)
             return outcome
-        _snapshot(outcome, round_number + 1)
-        _read_solution(outcome)
+        _snapshot(workspace, outcome, round_number + 1)
+        _read_solution(workspace, outcome)
     outcome.note = f"still failing validation after {repair_rounds} repair round(s)"
     return outcome
 
 
-def _read_solution(outcome: OptimizerOutcome) -> None:
-    solution, _ = load_solution(outcome.solution_path)
+def revalidate(
+    outcome: OptimizerOutcome,
+    spec: ProblemSpec,
+    workspace: Workspace,
+    referee: Referee,
+    *,
+    atol: float,
+    rtol: float,
+    probes: int,
+    time_limit: float,
+) -> None:
+    """Judge a passed optimizer's final solution again with the current referee (after the simulator changed)."""
+    last = outcome.reports[-1] if outcome.reports else None
+    snapshot = outcome.final_snapshot
+    if last is None or not last.passed or snapshot is None:
+        return
+    report = validate(
+        spec,
+        workspace,
+        referee,
+        snapshot / "solution.json",
+        optimizer=outcome.name,
+        round_number=last.round,
+        atol=atol,
+        rtol=rtol,
+        attempt=last.attempt + 1,
+        probes=probes,
+        time_limit=time_limit,
+    )
+    outcome.record(report)
+    if not report.passed:
+        outcome.note = f"passed with simulator version {last.referee_version} but fails the repaired simulator"
+
+
+def _read_solution(workspace: Workspace, outcome: OptimizerOutcome) -> None:
+    solution, _ = load_solution(workspace, outcome.solution_path)
     if solution is not None:
         outcome.status, outcome.objective = solution.status, solution.objective
         # The agent may have switched solvers (e.g. away from a size-limited licence): record what it used.
@@ -294,15 +381,15 @@ def _read_solution(outcome: OptimizerOutcome) -> None:
             outcome.solver = solution.solver
 
 
-def _restore_last_accepted(outcome: OptimizerOutcome) -> None:
+def _restore_last_accepted(workspace: Workspace, outcome: OptimizerOutcome) -> None:
     """After a failed repair, the files on disk may be half-edited: bring back the last accepted ones."""
     snapshot = outcome.final_snapshot
     if snapshot is None:
         return
     for name in ("model.py", "solution.json"):
-        if (snapshot / name).exists():
-            shutil.copyfile(snapshot / name, outcome.workdir / name)
-    _read_solution(outcome)
+        if workspace.exists(snapshot / name):
+            workspace.copy(snapshot / name, outcome.workdir / name)
+    _read_solution(workspace, outcome)
 
 
 def report_line(report: ValidationReport) -> str:
@@ -321,7 +408,10 @@ def outcome_dict(outcome: OptimizerOutcome) -> dict[str, Any]:
         "status": outcome.status.value,
         "objective": outcome.objective,
         "verified": outcome.verified,
+        "level": outcome.level.value,
+        "level_reason": outcome.level_reason,
         "note": outcome.note,
         "rounds": len(outcome.reports),
         "reports": [r.model_dump(mode="json") for r in outcome.reports],
+        "refused_files": outcome.refused,
     }

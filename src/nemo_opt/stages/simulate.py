@@ -10,18 +10,18 @@ from pathlib import Path
 from nemo_opt.agent.base import Acceptance, Agent, AgentResult, AgentTask
 from nemo_opt.prompts import load_prompt
 from nemo_opt.result import Event
-from nemo_opt.sandbox.base import Sandbox
 from nemo_opt.solution import ValidationReport
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
 from nemo_opt.stages.context import spec_context
-from nemo_opt.stages.validate import run_simulator
+from nemo_opt.stages.referee import Referee
 from nemo_opt.workspace import Workspace
 
 __all__ = ["SIMULATOR_ACCEPTANCE", "SimulatorAgentGate", "accept_simulator", "probe_solution", "simulator_task"]
 
 SIMULATOR_ACCEPTANCE = (
-    "`simulator/simulator.py` defines `simulate`, `python -m pytest -q simulator/test_simulator.py` passes, "
-    "and `simulate` returns a verdict (no exception) for a well-formed solution."
+    "`simulator/simulator.py` defines `simulate`, `python -m pytest -q simulator/test_simulator.py` passes "
+    "when run on its own (in a fresh folder holding only your simulator/*.py files and data.json), and "
+    "`simulate` returns a verdict (no exception) for a well-formed solution."
 )
 TEST_COMMAND = "python -m pytest -q -p no:cacheprovider simulator/test_simulator.py"
 
@@ -46,29 +46,35 @@ def probe_solution(spec: ProblemSpec) -> dict[str, object]:
     return {"status": "optimal", "objective": None, "variables": variables}
 
 
-def accept_simulator(workspace: Workspace, sandbox: Sandbox, spec: ProblemSpec, timeout: float) -> Acceptance:
-    """The simulator's submit check."""
-    source = workspace.simulator_dir / "simulator.py"
-    tests = workspace.simulator_dir / "test_simulator.py"
-    if not source.exists():
-        return Acceptance(False, "simulator/simulator.py does not exist.")
-    if "def simulate" not in source.read_text(encoding="utf-8", errors="replace"):
+def accept_simulator(referee: Referee, spec: ProblemSpec) -> Acceptance:
+    """The simulator's submit check, on exactly what will be frozen: its files are read through the safe door,
+    its tests run in isolation (a fresh folder, ``python -I -B``, no conftest), it must not crash on a
+    well-formed solution, and then that version becomes the referee."""
+    candidate = referee.candidate()
+    if isinstance(candidate, str):
+        return Acceptance(False, candidate)
+    if b"def simulate" not in candidate.files["simulator/simulator.py"]:
         return Acceptance(False, "simulator/simulator.py does not define simulate(solution, data, tol).")
-    if not tests.exists():
-        return Acceptance(False, "simulator/test_simulator.py does not exist; write pytest cases computed by hand.")
-    result = sandbox.run(TEST_COMMAND, cwd=workspace.root, timeout=timeout)
-    if result.exit_code == 5:
-        return Acceptance(False, "pytest collected no tests in simulator/test_simulator.py (name them test_*).")
-    if not result.ok:
-        return Acceptance(False, f"the simulator tests fail ({result.describe()}):\n{result.output[-4000:]}")
-    probe = workspace.write_json(workspace.internal / "probe_solution.json", probe_solution(spec))
-    verdict = run_simulator(workspace, sandbox, probe, workspace.internal / "probe_verdict.json", 1e-6, timeout)
+    notes = "".join(f"\nNot part of the simulator: simulator/{n} ({why})." for n, why in candidate.refused.items())
+    tests = referee.run_tests(candidate)
+    if isinstance(tests, str):
+        return Acceptance(False, tests)
+    if tests.exit_code == 5:
+        return Acceptance(False, "pytest collected no tests in simulator/test_simulator.py (name them test_*)." + notes)
+    if not tests.ok:
+        return Acceptance(
+            False,
+            f"the simulator tests fail when run on their own ({TEST_COMMAND}, in a fresh folder holding only "
+            f"simulator/*.py and data.json; {tests.describe()}):\n{tests.output[-4000:]}{notes}",
+        )
+    verdict = referee.check(probe_solution(spec)["variables"], 1e-6, candidate)
     if not verdict.ok:
         return Acceptance(
             False,
-            "simulate() crashed on a well-formed solution (every variable at its lower bound, in "
-            f".nemo/probe_solution.json):\n{verdict.error[-4000:]}",
+            "simulate() crashed on a well-formed solution (every variable at its lower bound, or 0):\n"
+            f"{verdict.error[-4000:]}{notes}",
         )
+    referee.adopt(candidate)
     return Acceptance(True)
 
 
@@ -76,21 +82,20 @@ def simulator_task(
     spec: ProblemSpec,
     problem: str,
     workspace: Workspace,
-    sandbox: Sandbox,
+    referee: Referee,
     *,
     protocol: str,
-    timeout: float,
     memory_note: str = "",
 ) -> AgentTask:
-    """The simulator agent's task, with its submit check bound in."""
+    """The simulator agent's task, with its submit check bound in; it writes only ``simulator/``."""
     context = spec_context(spec)
     system, task_prompt = load_prompt("simulator"), load_prompt("simulator_task")
     protocol_prompt = load_prompt(f"protocol_{protocol}")
-    workspace.simulator_dir.mkdir(parents=True, exist_ok=True)
+    workspace.make_dirs(workspace.simulator_dir)
     # A package marker keeps `simulator.simulator` importable under pytest's default import mode.
     init = workspace.simulator_dir / "__init__.py"
-    if not init.exists():
-        init.write_text("", encoding="utf-8")
+    if not workspace.exists(init):
+        workspace.write_text(init, "")
     return AgentTask(
         name="simulator",
         system=system.render(protocol=protocol_prompt.render(workdir=".", acceptance=SIMULATOR_ACCEPTANCE)),
@@ -102,9 +107,10 @@ def simulator_task(
             memory=memory_note,
         ),
         workdir=workspace.root,
-        accept=lambda: accept_simulator(workspace, sandbox, spec, timeout),
+        accept=lambda: accept_simulator(referee, spec),
         acceptance_text=SIMULATOR_ACCEPTANCE,
         template=(system.name, f"{system.version}.{task_prompt.version}.{protocol_prompt.version}"),
+        writable=workspace.simulator_dir,
     )
 
 
@@ -118,11 +124,13 @@ class SimulatorAgentGate:
         self.on_event = on_event
         self.done = threading.Event()
         self.lock = threading.Lock()
+        self._working = threading.Event()
         self.result: AgentResult | None = None
         self.error: Exception | None = None
 
     def run(self) -> None:
         """Run the simulator agent to its end (call in a worker thread)."""
+        self._working.set()
         try:
             self.result = self.agent.run(self.task)
             if self.result.submitted:
@@ -130,6 +138,7 @@ class SimulatorAgentGate:
         except Exception as exc:  # recorded and reported to every optimizer that waits
             self.error = exc
         finally:
+            self._working.clear()
             self.done.set()
         problem = self.wait()
         steps = self.result.steps if self.result else 0
@@ -137,6 +146,10 @@ class SimulatorAgentGate:
 
     def accepted(self) -> None:
         """Called when the simulator agent's submit was accepted, before any optimizer is told (a hook)."""
+
+    def busy(self) -> bool:
+        """Whether the simulator agent is writing its files right now (its first run or a repair)."""
+        return self._working.is_set()
 
     def wait(self) -> str | None:
         """Block until the simulator agent is done; None when its simulator was accepted, else why not."""
@@ -161,5 +174,9 @@ class SimulatorAgentGate:
                 instruction=prompt.render(report=report.render(), solution_path=self.workspace.rel(solution)),
                 template=prompt.ref,
             )
-            self.result = self.agent.run(task, history=self.result.messages)
+            self._working.set()
+            try:
+                self.result = self.agent.run(task, history=self.result.messages)
+            finally:
+                self._working.clear()
             return self.result.submitted

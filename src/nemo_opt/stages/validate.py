@@ -1,53 +1,61 @@
-"""Validate a model's solution: V(x*) = 1 iff the simulator finds it feasible and the objectives agree.
+"""Validate a model's solution: V(x*) = 1 iff the frozen simulator finds it feasible and the objectives agree.
 
-Checks in order: ``solution.json`` is well-formed; every variable of P* is present with the right index shape;
-values respect the declared types and bounds; the simulator (run in the sandbox) finds no violation; and
-``|F_sim - F_opt| <= atol + rtol * |F_opt|``. Each failure becomes an :class:`Issue` that names the
+Checks in order: ``solution.json`` is well-formed (read through the safe door: a regular file, size- and
+depth-bounded); every variable of P* is present with the right index shape; values respect the declared types
+and bounds; the frozen simulator (:mod:`nemo_opt.stages.referee`, run apart from the agents) finds no violation;
+and ``|F_sim - F_opt| <= atol + rtol * |F_opt|``. Each failure becomes an :class:`Issue` that names the
 constraint, the amount and the variables, so the report can go straight back to the optimizer agent.
+
+A passed report then gets its verification level (:class:`~nemo_opt.solution.VerificationLevel`): the host
+reads the exported model itself, ties it to x* (:mod:`nemo_opt.stages.tie`) and compares feasible regions
+(:mod:`nemo_opt.stages.crosscheck`); what could not be done lowers the level, with the reason.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shlex
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from nemo_opt.harness import harness_source
-from nemo_opt.sandbox.base import ExecResult, Sandbox
-from nemo_opt.solution import Issue, SimVerdict, Solution, SolveStatus, ValidationReport
+from nemo_opt.exceptions import DoorRefused
+from nemo_opt.solution import Issue, SimVerdict, Solution, SolveStatus, ValidationReport, VerificationLevel
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
+from nemo_opt.stages.referee import Referee
 from nemo_opt.workspace import Workspace
 
 __all__ = [
-    "HARNESS",
+    "INTEGRALITY_TOL",
+    "PLAIN_CAP",
+    "check_domains",
     "check_shapes",
-    "install_harness",
     "load_solution",
-    "run_simulator",
-    "run_simulator_batch",
     "validate",
 ]
 
-HARNESS = "check_solution.py"
 # Solvers report integers like 2.9999999 and MIP tolerances are about 1e-6: integrality gets a little slack.
 INTEGRALITY_TOL = 1e-5
 
 
-def install_harness(workspace: Workspace) -> Path:
-    """Place the simulator-runner script in the workspace's internal folder."""
-    return workspace.write_text(workspace.internal / HARNESS, harness_source(HARNESS))
+# Solutions of real models with thousands of indexed variables stay well below this.
+MAX_SOLUTION_BYTES = 32 * 1024 * 1024
+PLAIN_CAP = (
+    "the plain sandbox cannot keep the agents' code away from the referee's files or the host, so no answer "
+    "is verified there; install bubblewrap (apt install bubblewrap) to reach 'verified'"
+)
 
 
-def load_solution(path: Path) -> tuple[Solution | None, str]:
-    """Parse ``solution.json``; on failure the second item says why."""
+def load_solution(workspace: Workspace, path: Path) -> tuple[Solution | None, str]:
+    """Parse ``solution.json`` through the safe door; on failure the second item says why."""
     try:
-        return Solution.model_validate(json.loads(path.read_text(encoding="utf-8"))), ""
+        raw = workspace.read_json(path, max_bytes=MAX_SOLUTION_BYTES)
+        return Solution.model_validate(raw), ""
     except FileNotFoundError:
         return None, f"{path.name} was not written"
+    except DoorRefused as exc:
+        return None, f"{path.name} cannot be read: {exc}"
     except (OSError, json.JSONDecodeError) as exc:
         return None, f"{path.name} is not valid JSON: {exc}"
     except ValidationError as exc:
@@ -135,82 +143,27 @@ def check_domains(spec: ProblemSpec, variables: dict[str, Any], atol: float, rto
     return issues
 
 
-def _run_harness(
-    workspace: Workspace,
-    sandbox: Sandbox,
-    input_path: Path,
-    verdict_path: Path,
-    tol: float,
-    timeout: float,
-    batch: bool,
-) -> ExecResult:
-    harness = workspace.internal / HARNESS
-    if not harness.exists():
-        install_harness(workspace)
-    verdict_path.unlink(missing_ok=True)
-    command = " ".join(
-        shlex.quote(part)
-        for part in ("python", workspace.rel(harness), workspace.rel(input_path), workspace.rel(verdict_path))
-    )
-    return sandbox.run(f"{command} --tol {tol!r}{' --batch' if batch else ''}", cwd=workspace.root, timeout=timeout)
-
-
-def run_simulator_batch(
-    workspace: Workspace, sandbox: Sandbox, points: list[dict[str, Any]], name: str, tol: float, timeout: float
-) -> list[SimVerdict] | str:
-    """Verdicts of ``simulate`` for many variable mappings in one sandboxed run; a string says why none came."""
-    input_path = workspace.write_json(workspace.internal / f"{name}_points.json", points)
-    verdict_path = workspace.internal / f"{name}_verdicts.json"
-    result = _run_harness(workspace, sandbox, input_path, verdict_path, tol, timeout, batch=True)
-    if not verdict_path.exists():
-        return f"the simulator harness produced no verdicts ({result.describe()}):\n{result.output[-2000:]}"
-    try:
-        raw = json.loads(verdict_path.read_text(encoding="utf-8"))
-        if isinstance(raw, dict):  # the whole batch failed (e.g. the simulator does not import)
-            return str(raw.get("error", "the simulator failed"))
-        return [SimVerdict.model_validate(v) for v in raw]
-    except (json.JSONDecodeError, ValidationError) as exc:
-        return f"unreadable simulator verdicts: {exc}"
-
-
-def run_simulator(
-    workspace: Workspace, sandbox: Sandbox, solution_path: Path, verdict_path: Path, tol: float, timeout: float
-) -> SimVerdict:
-    """Run ``simulate`` on a solution inside the sandbox and read back its verdict."""
-    result = _run_harness(workspace, sandbox, solution_path, verdict_path, tol, timeout, batch=False)
-    if not verdict_path.exists():
-        return SimVerdict(
-            ok=False, error=f"the simulator harness produced no verdict ({result.describe()}):\n{result.output[-3000:]}"
-        )
-    try:
-        raw = json.loads(verdict_path.read_text(encoding="utf-8"))
-        return SimVerdict.model_validate(raw)
-    except (json.JSONDecodeError, ValidationError) as exc:
-        return SimVerdict(ok=False, error=f"unreadable simulator verdict: {exc}")
-
-
 def validate(
     spec: ProblemSpec,
     workspace: Workspace,
-    sandbox: Sandbox,
+    referee: Referee,
     solution_path: Path,
     *,
     optimizer: str,
     round_number: int,
     atol: float,
     rtol: float,
-    timeout: float,
     attempt: int = 0,
     probes: int = 0,
+    time_limit: float = 60.0,
 ) -> ValidationReport:
-    """V(x*) for one solution, as a structured report (also saved next to the solution).
+    """V(x*) for one solution, as a structured report with its verification level (also saved next to it).
 
     ``attempt`` counts re-validations within a round (after the simulator was repaired), so no report is
-    overwritten.
-    """
-    solution, error = load_solution(solution_path)
+    overwritten. ``time_limit`` bounds each HiGHS solve of the exported model."""
+    solution, error = load_solution(workspace, solution_path)
     suffix = f"{round_number}" if attempt == 0 else f"{round_number}_{attempt}"
-    report_path = solution_path.parent / f"validation_{suffix}.json"
+    folder = solution_path.parent
     if solution is None:
         report = ValidationReport(
             optimizer=optimizer,
@@ -221,60 +174,107 @@ def validate(
             issues=[Issue(kind="malformed_solution", message=error)],
         )
     else:
-        verdict_path = solution_path.parent / f"simulation_{suffix}.json"
-        report = _judge(spec, workspace, sandbox, solution, solution_path, verdict_path, atol, rtol, timeout)
+        report = _judge(spec, workspace, referee, solution, folder / f"simulation_{suffix}.json", atol, rtol)
         report.optimizer, report.round, report.attempt = optimizer, round_number, attempt
-        if report.passed and probes > 0:
-            _cross_check(spec, workspace, sandbox, solution, solution_path, report, suffix, probes, atol, rtol, timeout)
-    workspace.write_json(report_path, report.model_dump(mode="json"))
+        if report.passed:
+            _level(spec, workspace, referee, solution, folder, report, suffix, probes, atol, rtol, time_limit)
+    report.referee_version = referee.current.number if referee.current else 0
+    workspace.write_json(folder / f"validation_{suffix}.json", report.model_dump(mode="json"))
     return report
 
 
-def _cross_check(
+def _level(
     spec: ProblemSpec,
     workspace: Workspace,
-    sandbox: Sandbox,
+    referee: Referee,
     solution: Solution,
-    solution_path: Path,
+    folder: Path,
     report: ValidationReport,
     suffix: str,
     probes: int,
     atol: float,
     rtol: float,
-    timeout: float,
+    time_limit: float,
 ) -> None:
-    """Objective agreement passed; now compare feasible regions, and fail the report on disagreement."""
-    from nemo_opt.stages.crosscheck import cross_check
+    """Objective agreement passed: tie the exported model to x*, compare regions, and set the level."""
+    from nemo_opt.stages.crosscheck import compare_regions, load_exported_model
+    from nemo_opt.stages.tie import tie_check
 
-    check = cross_check(
-        spec, workspace, sandbox, solution, solution_path.parent, probes=probes, atol=atol, rtol=rtol, timeout=timeout
-    )
-    report.crosscheck = {
-        "ran": check.ran,
-        "note": check.note,
-        "probes": check.probes,
-        "mapped_columns": check.mapped_columns,
-        "skipped_rows": check.skipped_rows,
-        "disagreements": len(check.issues),
-    }
-    workspace.write_json(
-        solution_path.parent / f"crosscheck_{suffix}.json", {**report.crosscheck, "points": check.points}
-    )
-    if check.issues:
-        report.issues.extend(check.issues)
-        report.passed = False
+    report.level = VerificationLevel.VERIFIED
+    loaded = load_exported_model(workspace, folder, solution, spec)
+    if isinstance(loaded, str):
+        report.crosscheck = {"ran": False, "note": loaded}
+        report.downgrade(VerificationLevel.OBJECTIVE_CHECKED, loaded)
+    else:
+        model, mapping = loaded
+        assert solution.objective is not None  # a passed report has one
+        tie = tie_check(
+            model, mapping, solution.variables, solution.objective, atol=atol, rtol=rtol, time_limit=time_limit
+        )
+        report.tie = {
+            "tied": tie.tied,
+            "note": tie.note,
+            "objective_at_x": tie.objective_at_x,
+            "resolved_objective": tie.resolved_objective,
+        }
+        if tie.tied is False:
+            report.issues.extend(tie.issues)
+            report.passed = False
+            report.downgrade(VerificationLevel.UNVERIFIED, tie.note)
+            return
+        if tie.tied is None:
+            report.downgrade(
+                VerificationLevel.OBJECTIVE_CHECKED, f"the exported model could not be tied to x*: {tie.note}"
+            )
+        if probes <= 0:
+            report.crosscheck = {"ran": False, "note": "switched off (crosscheck_probes = 0)"}
+            report.downgrade(
+                VerificationLevel.OBJECTIVE_CHECKED,
+                "the feasible-region cross-check is switched off (crosscheck_probes = 0)",
+            )
+        else:
+            check = compare_regions(
+                spec,
+                solution.variables,
+                model,
+                mapping,
+                lambda points: referee.check_batch(points, atol),
+                probes=probes,
+                atol=atol,
+                rtol=rtol,
+            )
+            report.crosscheck = {
+                "ran": check.ran,
+                "note": check.note,
+                "probes": check.probes,
+                "mapped_columns": check.mapped_columns,
+                "skipped_rows": check.skipped_rows,
+                "auxiliary_columns": check.auxiliary_columns,
+                "unknown_probes": check.unknown_probes,
+                "disagreements": len(check.issues),
+            }
+            workspace.write_json(folder / f"crosscheck_{suffix}.json", {**report.crosscheck, "points": check.points})
+            if check.issues:
+                report.issues.extend(check.issues)
+                report.passed = False
+                report.downgrade(VerificationLevel.UNVERIFIED, "the feasible-region cross-check found disagreements")
+                return
+            if not check.ran:
+                report.downgrade(
+                    VerificationLevel.OBJECTIVE_CHECKED, f"the feasible region could not be checked: {check.note}"
+                )
+    if not referee.isolated:
+        report.downgrade(VerificationLevel.OBJECTIVE_CHECKED, PLAIN_CAP)
 
 
 def _judge(
     spec: ProblemSpec,
     workspace: Workspace,
-    sandbox: Sandbox,
+    referee: Referee,
     solution: Solution,
-    solution_path: Path,
-    verdict_path: Path,
+    verdict_record: Path,
     atol: float,
     rtol: float,
-    timeout: float,
 ) -> ValidationReport:
     report = ValidationReport(
         optimizer="",
@@ -293,7 +293,8 @@ def _judge(
     if report.issues:
         return report
     report.issues.extend(check_domains(spec, solution.variables, atol, rtol))
-    verdict = run_simulator(workspace, sandbox, solution_path, verdict_path, atol, timeout)
+    verdict: SimVerdict = referee.check(solution.variables, atol)
+    workspace.write_json(verdict_record, verdict.model_dump(mode="json"))  # for the record; never read back
     if not verdict.ok:
         report.issues.append(
             Issue(kind="simulator_error", message=f"the simulator failed on this solution:\n{verdict.error}")
@@ -317,6 +318,8 @@ def _judge(
         report.issues.append(Issue(kind="constraint_violation", message="the simulator judged the solution infeasible"))
     report.issues.extend(_objective_issues(solution.objective, verdict.objective, atol, rtol, report))
     report.passed = not report.issues
+    if report.passed:
+        report.level = VerificationLevel.OBJECTIVE_CHECKED
     return report
 
 
