@@ -36,11 +36,14 @@ from tests.scenarios import product_mix  # noqa: E402
 
 def _workspace(folder: Path, spec: ProblemSpec) -> Workspace:
     ws = Workspace(folder)
-    ws.create()
-    ws.write_json("data.json", data_from_spec(spec))
-    ws.write_text("simulator/__init__.py", "")
-    ws.write_text("simulator/simulator.py", product_mix.SIMULATOR_CODE)
-    ws.write_text("simulator/test_simulator.py", product_mix.SIMULATOR_TESTS)
+    if hasattr(product_mix, "write_workspace"):
+        product_mix.write_workspace(ws)
+    else:  # a checkout from before the shared builder
+        ws.create()
+        ws.write_json("data.json", data_from_spec(spec))
+        ws.write_text("simulator/__init__.py", "")
+        ws.write_text("simulator/simulator.py", product_mix.SIMULATOR_CODE)
+        ws.write_text("simulator/test_simulator.py", product_mix.SIMULATOR_TESTS)
     opt = ws.root / "optimizers" / "opt_1"
     opt.mkdir(parents=True)
     (opt / "data.json").write_text(json.dumps(data_from_spec(spec)))
@@ -61,6 +64,8 @@ def main() -> None:
         sandbox = make_sandbox(args.sandbox, ws.root, Limits(timeout=120))
         solution = ws.root / "optimizers" / "opt_1" / "solution.json"
         frozen = "referee" in inspect.signature(validation.validate).parameters
+        judge: object = sandbox
+        extra: dict[str, object] = {"timeout": 120}  # the live-workspace validate took the command timeout
         if frozen:
             from nemo_opt.stages.referee import Referee
 
@@ -68,34 +73,21 @@ def main() -> None:
             candidate = referee.candidate()
             assert not isinstance(candidate, str), candidate
             referee.adopt(candidate)
+            judge, extra = referee, {}
 
-            def one(number: int) -> object:
-                return validation.validate(
-                    spec,
-                    ws,
-                    referee,
-                    solution,
-                    optimizer="o",
-                    round_number=number,
-                    atol=1e-6,
-                    rtol=1e-6,
-                    probes=args.probes,
-                )
-        else:
-
-            def one(number: int) -> object:
-                return validation.validate(  # type: ignore[call-arg]
-                    spec,
-                    ws,
-                    sandbox,
-                    solution,
-                    optimizer="o",
-                    round_number=number,
-                    atol=1e-6,
-                    rtol=1e-6,
-                    timeout=120,
-                    probes=args.probes,
-                )
+        def one(number: int) -> object:
+            return validation.validate(
+                spec,
+                ws,
+                judge,  # type: ignore[arg-type]
+                solution,
+                optimizer="o",
+                round_number=number,
+                atol=1e-6,
+                rtol=1e-6,
+                probes=args.probes,
+                **extra,  # type: ignore[arg-type]
+            )
 
         first = one(0)
         assert getattr(first, "passed", False), first

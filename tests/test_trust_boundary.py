@@ -224,12 +224,7 @@ def test_a_simulator_symlink_to_a_host_file_never_reaches_the_model_or_the_packa
 # --- the host never hangs or crashes on agent output ------------------------------------------------------------
 @pytest.fixture
 def judged(tmp_path: Path) -> tuple[Workspace, Referee]:
-    ws = Workspace(tmp_path / "run")
-    ws.create()
-    ws.write_json("data.json", data_from_spec(SPEC))
-    ws.write_text("simulator/__init__.py", "")
-    ws.write_text("simulator/simulator.py", product_mix.SIMULATOR_CODE)
-    ws.write_text("simulator/test_simulator.py", product_mix.SIMULATOR_TESTS)
+    ws = product_mix.write_workspace(Workspace(tmp_path / "run"))
     referee = Referee(ws, make_sandbox("auto", ws.root, Limits(timeout=60)), data_from_spec(SPEC), timeout=60)
     assert accept_simulator(referee, SPEC).ok
     ws.make_dirs("optimizers/opt_1")

@@ -22,13 +22,7 @@ SPEC = ProblemSpec.model_validate(product_mix.SPEC)
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
-    ws = Workspace(tmp_path / "run")
-    ws.create()
-    ws.write_json("data.json", data_from_spec(SPEC))
-    ws.write_text("simulator/__init__.py", "")
-    ws.write_text("simulator/simulator.py", product_mix.SIMULATOR_CODE)
-    ws.write_text("simulator/test_simulator.py", product_mix.SIMULATOR_TESTS)
-    return ws
+    return product_mix.write_workspace(Workspace(tmp_path / "run"))
 
 
 def _solution(ws: Workspace, make: dict[str, float], objective: float, status: str = "optimal") -> Path:

@@ -8,7 +8,9 @@ which uses 2*51 + 12 = 114 finishing hours of 100: the simulator must name `fini
 
 from __future__ import annotations
 
+from nemo_opt.spec import ProblemSpec, data_from_spec
 from nemo_opt.testing import Reply
+from nemo_opt.workspace import Workspace
 from tests.scenarios import call, say, spec_reply
 
 EXPECTED_OBJECTIVE = 4100.0
@@ -266,3 +268,13 @@ OPTIMIZER_PULP = [
     say("", call("bash", command="python model.py")),
     say("", call("submit", summary="PuLP model of the weekly plan.")),
 ]
+
+
+def write_workspace(ws: Workspace, tests: str = SIMULATOR_TESTS) -> Workspace:
+    """A created workspace holding this problem's data and its accepted-looking simulator files."""
+    ws.create()
+    ws.write_json("data.json", data_from_spec(ProblemSpec.model_validate(SPEC)))
+    ws.write_text("simulator/__init__.py", "")
+    ws.write_text("simulator/simulator.py", SIMULATOR_CODE)
+    ws.write_text("simulator/test_simulator.py", tests)
+    return ws

@@ -446,18 +446,7 @@ def _directions(
     found: list[npt.NDArray[np.float64]] = []
     across: list[npt.NDArray[np.float64]] = []
     if rows:
-        active = np.vstack(rows)
-        for number, sign in enumerate(signs):
-            target = np.zeros(len(rows))
-            target[number] = -sign  # move inward on constraint ``number``, stay on the others
-            step, *_ = np.linalg.lstsq(active, target, rcond=None)
-            if np.linalg.norm(step) > 1e-9:
-                found.append(step)
-                across.append(-step)
-        _, singular, vt = np.linalg.svd(active)
-        rank = int((singular > 1e-9).sum())
-        for vector in vt[rank:]:
-            found += [vector, -vector]
+        found, across = _edge_steps(np.vstack(rows), signs, 0)
     else:
         found += [row for row in np.eye(len(mapped))] + [-row for row in np.eye(len(mapped))]
     found += [row for row in np.eye(len(mapped))] + [-row for row in np.eye(len(mapped))]
@@ -471,6 +460,28 @@ def _directions(
         return out
 
     return lift(found), lift(across)
+
+
+def _edge_steps(
+    active: npt.NDArray[np.float64], signs: list[float], first: int
+) -> tuple[list[npt.NDArray[np.float64]], list[npt.NDArray[np.float64]]]:
+    """Steps along the edges that leave x*: for each one-sided active row ``first + number`` (its side in
+    ``signs``), move inward on it and stay on every other active row; then both ways along the null space.
+    Returns (inside, across), across being the edges reversed (just over the row left)."""
+    found: list[npt.NDArray[np.float64]] = []
+    across: list[npt.NDArray[np.float64]] = []
+    for number, sign in enumerate(signs):
+        target = np.zeros(len(active))
+        target[first + number] = -sign
+        step = np.asarray(np.linalg.lstsq(active, target, rcond=None)[0], dtype=float)
+        if np.linalg.norm(step) > 1e-9:  # a row that cannot be left alone gives no edge
+            found.append(step)
+            across.append(-step)
+    _, singular, vt = np.linalg.svd(active)
+    rank = int((singular > 1e-9).sum())
+    for vector in vt[rank:]:
+        found += [vector, -vector]
+    return found, across
 
 
 def _lifted_directions(
@@ -511,17 +522,7 @@ def _lifted_directions(
     found: list[npt.NDArray[np.float64]] = []
     across: list[npt.NDArray[np.float64]] = []
     if kept or sided:
-        active = np.vstack(kept + sided)
-        for number, sign in enumerate(signs):
-            target = np.zeros(len(active))
-            target[len(kept) + number] = -sign  # move inward on this inequality, stay on everything else
-            step = np.asarray(np.linalg.lstsq(active, target, rcond=None)[0], dtype=float)
-            found.append(step)
-            across.append(-step)
-        _, singular, vt = np.linalg.svd(active)
-        rank = int((singular > 1e-9).sum())
-        for vector in vt[rank:]:
-            found += [vector, -vector]
+        found, across = _edge_steps(np.vstack(kept + sided), signs, len(kept))
     auxiliary = np.ones(size, dtype=bool)
     auxiliary[mapped] = False
     keep = np.vstack(kept) if kept else np.zeros((0, size))
