@@ -149,10 +149,12 @@ def test_bwrap_memory_filesystems_are_bounded(bwrap_results: dict[str, CaseResul
 def test_plain_shows_its_new_gaps(plain_results: dict[str, CaseResult]) -> None:
     """What the plain backend cannot hold is shown, with what got through, when this machine lets it through."""
     gaps = {name: known_gap(hostile._case(name), "plain", LIMITS) for name in ("shm-fill", "userns-tmpfs")}
-    if gaps["shm-fill"] is not None:
-        assert f"{LIMITS.memory_mb + 128} MiB held in /dev/shm" in plain_results["shm-fill"].evidence
-    if gaps["userns-tmpfs"] is not None:
-        assert f"{LIMITS.memory_mb + 128} MiB held in a private tmpfs" in plain_results["userns-tmpfs"].evidence
+    # What got through beyond the memory limit; how far past it depends on the machine's load at the time.
+    for name, where in (("shm-fill", "held in /dev/shm"), ("userns-tmpfs", "held in a private tmpfs")):
+        if gaps[name] is not None:
+            evidence = plain_results[name].evidence
+            held = re.search(rf"(\d+) MiB {where}", evidence)
+            assert held is not None and int(held.group(1)) > LIMITS.memory_mb, evidence
     scope = plain_results["write-outside-scope"]
     assert not scope.contained and "sibling file altered" in scope.evidence, scope.line()
     assert plain_results["deleted-file-disk"].contained
