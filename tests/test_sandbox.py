@@ -7,6 +7,7 @@ import os
 import random
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -33,7 +34,8 @@ from nemo_opt.sandbox import (
     sandbox_from_settings,
 )
 from nemo_opt.sandbox import bwrap as bwrap_module
-from nemo_opt.sandbox._limits import detect_limit
+from nemo_opt.sandbox import local as local_module
+from nemo_opt.sandbox._limits import MIB, detect_limit, launcher_argv
 from nemo_opt.sandbox._process import ProcessOutcome
 from nemo_opt.settings import Settings
 
@@ -41,6 +43,8 @@ BWRAP_OK = bwrap_available()
 SKIP_WITHOUT_BWRAP = pytest.mark.skipif(not BWRAP_OK, reason=f"bubblewrap is unusable here: {bwrap_problem()}")
 NEEDS_BWRAP = [pytest.mark.bwrap, SKIP_WITHOUT_BWRAP]
 BACKENDS = [pytest.param("plain", id="plain"), pytest.param("bwrap", id="bwrap", marks=NEEDS_BWRAP)]
+MEMORY_CGROUP = _cgroup.memory_cgroup_root() is not None
+NEEDS_MEMORY_CGROUP = pytest.mark.skipif(not MEMORY_CGROUP, reason="no writable memory cgroup on this machine")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -229,6 +233,141 @@ def test_limit_detection(exit_code: int, output: str, expected: Limit | None) ->
     assert detect_limit(outcome, Limits(cpu_seconds=5)) is expected
 
 
+@pytest.mark.parametrize("exit_code", [0, 1, 137])
+def test_an_oom_kill_is_the_memory_limit(exit_code: int) -> None:
+    """The memory cgroup's OOM killer ended a process: memory, even if the command coped, and before the pids cap
+    (the kill is what stopped it)."""
+    outcome = ProcessOutcome(exit_code, "", False, 0, 0.1, False, False, 0.05, memory_exceeded=True)
+    assert detect_limit(outcome, Limits()) is Limit.MEMORY
+    capped = ProcessOutcome(exit_code, "", False, 0, 0.1, False, False, 0.05, processes_capped=True)
+    assert detect_limit(capped, Limits()) is Limit.PROCESSES
+    both = ProcessOutcome(exit_code, "", False, 0, 0.1, False, False, 0.05, processes_capped=True, memory_exceeded=True)
+    assert detect_limit(both, Limits()) is Limit.MEMORY
+
+
+# --- the memory cgroup -------------------------------------------------------------------------------------------
+
+# Three processes of 112 MiB each, far under RLIMIT_AS one by one; each marks that it held its share to the end.
+_HOLDERS = """
+import os, time
+children = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        children = None
+        break
+    children.append(pid)
+hoard = [b"x" * (16 << 20) for _ in range(7)]
+time.sleep(1)
+open(f"held-{os.getpid()}", "w").close()
+for pid in children or ():
+    os.waitpid(pid, 0)
+"""
+
+
+def _recorded_cgroups(monkeypatch: pytest.MonkeyPatch) -> list[tuple[_cgroup.CommandCgroups, dict[str, str]]]:
+    """Every command's cgroups, with their memory limits as the kernel had them (read before they are removed)."""
+    made: list[tuple[_cgroup.CommandCgroups, dict[str, str]]] = []
+    create = _cgroup.CommandCgroups.create
+    names = ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.max", "memory.swap.max")
+
+    def recording(*, max_pids: int, memory_bytes: int) -> _cgroup.CommandCgroups:
+        groups = create(max_pids=max_pids, memory_bytes=memory_bytes)
+        path = groups.memory.path if groups.memory is not None else None
+        seen = {name: (path / name).read_text().strip() for name in names if path and (path / name).exists()}
+        made.append((groups, seen))
+        return groups
+
+    monkeypatch.setattr(_cgroup.CommandCgroups, "create", staticmethod(recording))
+    return made
+
+
+@NEEDS_MEMORY_CGROUP
+def test_memory_cgroup_bounds_all_processes_together(
+    kind: str, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three processes of 112 MiB each fit RLIMIT_AS one by one, but not a 256 MiB cgroup together."""
+    made = _recorded_cgroups(monkeypatch)
+    (workspace / "holders.py").write_text(_HOLDERS)
+    box = sandbox(kind, workspace, memory_mb=256)
+    result = box.run("python holders.py", cwd=workspace)
+    assert result.limit_hit is Limit.MEMORY, (result.describe(), result.output)
+    assert len(list(workspace.glob("held-*"))) < 3  # the OOM killer ended one before it was done
+    assert "a memory cgroup holds all the command's processes together to 256 MiB" in box.describe_containment()
+    [(groups, seen)] = made
+    assert groups.memory is not None and not groups.memory.path.exists()  # removed after the command
+    limit = str(256 * MIB)
+    if "memory.limit_in_bytes" in seen:  # cgroup v1; swap cannot extend the limit where the kernel counts it
+        assert seen["memory.limit_in_bytes"] == limit and seen.get("memory.memsw.limit_in_bytes", limit) == limit
+    else:
+        assert seen["memory.max"] == limit and seen.get("memory.swap.max", "0") == "0"
+
+
+def test_without_a_memory_cgroup_each_process_is_bounded_alone(
+    kind: str, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where no memory cgroup can be made, the sandbox behaves as before: RLIMIT_AS per process, so all three hold."""
+    monkeypatch.setattr(_cgroup, "memory_cgroup_root", lambda: None)
+    monkeypatch.setattr(local_module, "memory_cgroup_root", lambda: None)
+    (workspace / "holders.py").write_text(_HOLDERS)
+    box = sandbox(kind, workspace, memory_mb=256)
+    result = box.run("python holders.py", cwd=workspace)
+    assert result.ok and len(list(workspace.glob("held-*"))) == 3, (result.describe(), result.output)
+    assert "no memory cgroup is writable" in box.describe_containment()
+
+
+@NEEDS_MEMORY_CGROUP
+def test_page_cache_of_written_files_does_not_kill(kind: str, workspace: Path) -> None:
+    """Files the command writes are charged to its memory cgroup as page cache, but the kernel reclaims that at the
+    limit (writing dirty pages back): 320 MiB of files under a 256 MiB limit is not an OOM kill."""
+    box = sandbox(kind, workspace, memory_mb=256, disk_mb=1024, file_size_mb=64)
+    result = box.run(
+        "python -c \"import os\nb = os.urandom(32 << 20)\nfor i in range(10): open(f'f{i}', 'wb').write(b)\n"
+        "print('wrote', sum(os.path.getsize(f'f{i}') for i in range(10)) >> 20)\"",
+        cwd=workspace,
+    )
+    assert result.ok and "wrote 320" in result.output, (result.describe(), result.output)
+
+
+@NEEDS_MEMORY_CGROUP
+def test_memory_cgroup_counts_memfd_and_tmpfs(kind: str, workspace: Path) -> None:
+    """memfd pages and (under bwrap, its private) /tmp files are in no address space, but in the cgroup."""
+    memfd = (
+        'python -c "import os\nfds = []\nfor i in range(48):\n'
+        "    fd = os.memfd_create('m'); os.write(fd, bytes(8 << 20)); fds.append(fd)\nprint('held 384')\""
+    )
+    box = sandbox(kind, workspace, memory_mb=256, file_size_mb=16)
+    result = box.run(memfd, cwd=workspace)
+    assert result.limit_hit is Limit.MEMORY and "held 384" not in result.output, (result.describe(), result.output)
+    # The next command starts with a fresh cgroup: nothing of the last one is held against it.
+    assert box.run("python -c 'b = bytearray(150 << 20)'", cwd=workspace).ok
+
+
+def test_launcher_joins_no_cgroup_or_one_it_cannot_enter(tmp_path: Path) -> None:
+    """The launcher is safe to call with no cgroup, and a cgroup file it cannot write does not stop the command."""
+    for procs in ((), (str(tmp_path / "missing" / "cgroup.procs"),)):
+        argv = launcher_argv(Limits(), ["/bin/echo", "launched"], procs)
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+        assert done.returncode == 0 and done.stdout == "launched\n", done.stderr
+
+
+@NEEDS_MEMORY_CGROUP
+def test_controllers_of_one_hierarchy_share_one_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on cgroup v2, where a process is in one cgroup only: one directory for both controllers, joined once. (Here
+    the memory hierarchy stands in: it has no pids.max, so only the memory limit takes.)"""
+    root = _cgroup.memory_cgroup_root()
+    monkeypatch.setattr(_cgroup, "pids_cgroup_root", lambda: root)
+    groups = _cgroup.CommandCgroups.create(max_pids=10, memory_bytes=64 * MIB)
+    try:
+        assert groups.pids is None and groups.memory is not None and groups.memory.path.parent == root
+        assert groups.procs_files == [str(groups.memory.path / "cgroup.procs")]
+        assert not groups.memory_exceeded(sigkilled=True) and not groups.processes_capped()
+    finally:
+        groups.remove()
+    assert groups.memory is not None and not groups.memory.path.exists()
+    assert _cgroup.CommandCgroups().procs_files == []
+
+
 # --- environment -------------------------------------------------------------------------------------------------
 
 
@@ -388,8 +527,9 @@ def test_bwrap_refuses_nested_user_namespaces(workspace: Path) -> None:
 def test_deleted_open_files_count_toward_the_disk_quota(
     kind: str, workspace: Path, cgroup: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not cgroup:
+    if not cgroup:  # neither cgroup lists the command's processes: they are found from its process tree
         monkeypatch.setattr(_cgroup, "pids_cgroup_root", lambda: None)
+        monkeypatch.setattr(_cgroup, "memory_cgroup_root", lambda: None)
     (workspace / "held.py").write_text(
         "import os, time\n"
         "held = []\n"

@@ -109,7 +109,7 @@ def _check_sandbox(settings: Settings, kind: str | None, names: tuple[str, ...])
         click.echo(f"Hostile-code check of the {box.describe()}")
         click.echo(f"What it contains: {box.describe_containment()}")
         chosen = [case for case in CASES if not names or case.name in names]
-        gaps = {case.name: gap for case in chosen if (gap := known_gap(case, box.name, box.limits)) is not None}
+        gaps = {case.name: gap for case in chosen if (gap := known_gap(case, box.name)) is not None}
         if gaps:
             click.echo(f"The {box.name} backend cannot contain {len(gaps)} of these cases on this machine:")
             for name, gap in gaps.items():
@@ -155,8 +155,9 @@ def doctor(
     """Check the solvers, the sandbox, the embedder and the model endpoint of this setup.
 
     With --sandbox, run hostile code (network, writes outside the workspace or a write scope, secrets, fork and
-    memory bombs, daemons, output and disk floods, deleted files, /dev/shm and nested tmpfs fills) through the
-    sandbox instead, and exit non-zero if any of it was not contained.
+    memory bombs, memory spread over several processes, daemons, output and disk floods, deleted files, /dev/shm,
+    SysV shared memory, memfd and nested tmpfs fills) through the sandbox instead, and exit non-zero if any of it
+    was not contained.
     """
     try:
         settings = settings_from(ctx)

@@ -18,14 +18,14 @@ __all__ = ["LAUNCHER_SRC", "MIB", "detect_limit", "launcher_argv", "rlimit_plan"
 
 MIB = 1024 * 1024
 
-# Runs between fork and the command: joins the command's pids cgroup (when there is one), applies the rlimits, then
-# becomes the command. A separate interpreter is used instead of ``preexec_fn`` because preexec_fn is unsafe when the
-# calling process has threads.
+# Runs between fork and the command: joins the command's cgroups (a JSON list of their cgroup.procs files, empty when
+# there are none), applies the rlimits, then becomes the command. A separate interpreter is used instead of
+# ``preexec_fn`` because preexec_fn is unsafe when the calling process has threads.
 LAUNCHER_SRC = (
     "import json, os, resource, sys\n"
-    "if sys.argv[2]:\n"
+    "for procs_file in json.loads(sys.argv[2]):\n"
     "    try:\n"
-    "        with open(sys.argv[2], 'w') as procs:\n"
+    "        with open(procs_file, 'w') as procs:\n"
     "            procs.write('0')\n"
     "    except OSError:\n"  # a cgroup we may create but not enter: the rlimits still apply
     "        pass\n"
@@ -46,6 +46,9 @@ _NO_THREAD_TEXT = re.compile(r"can't start new thread", re.IGNORECASE)
 
 def rlimit_plan(limits: Limits) -> list[tuple[str, int, int]]:
     """The (name, soft, hard) rlimits the launcher applies, never above the hard limits this process already has."""
+    # RLIMIT_AS caps each process on its own; where the command has a memory cgroup, it bounds all of them together
+    # (and the memory no address space holds), and RLIMIT_AS still turns one process's oversized allocation into a
+    # clean allocation failure instead of an OOM kill.
     # RLIMIT_NPROC counts every process of the real uid, not just the command's, so the cap is set relative to
     # what this user already runs. Root is exempt (the kernel skips the check for uid 0, also inside bubblewrap's
     # user namespace when root created it), so for root the process cap does not bite; the command's pids
@@ -69,10 +72,11 @@ def rlimit_plan(limits: Limits) -> list[tuple[str, int, int]]:
     return plan
 
 
-def launcher_argv(limits: Limits, program: Sequence[str], cgroup_procs: str | None = None) -> list[str]:
-    """argv that joins the cgroup whose ``cgroup.procs`` file is ``cgroup_procs`` (if any), applies ``limits`` and
-    then execs ``program`` (an absolute path followed by its arguments)."""
-    return [sys.executable, "-S", "-c", LAUNCHER_SRC, json.dumps(rlimit_plan(limits)), cgroup_procs or "", *program]
+def launcher_argv(limits: Limits, program: Sequence[str], cgroup_procs: Sequence[str] = ()) -> list[str]:
+    """argv that joins the cgroups whose ``cgroup.procs`` files are ``cgroup_procs`` (none is fine), applies
+    ``limits`` and then execs ``program`` (an absolute path followed by its arguments)."""
+    plan, procs = json.dumps(rlimit_plan(limits)), json.dumps(list(cgroup_procs))
+    return [sys.executable, "-S", "-c", LAUNCHER_SRC, plan, procs, *program]
 
 
 def _hit_cpu_limit(outcome: ProcessOutcome, limits: Limits) -> bool:
@@ -91,6 +95,8 @@ def detect_limit(outcome: ProcessOutcome, limits: Limits) -> Limit | None:
         return Limit.OUTPUT
     if outcome.stopped_by is not None:
         return outcome.stopped_by
+    if outcome.memory_exceeded:  # the memory cgroup's OOM killer killed a process, even if the rest carried on
+        return Limit.MEMORY
     if outcome.processes_capped:  # the kernel refused a fork at the cap: a limit was hit even if the code coped
         return Limit.PROCESSES
     if outcome.exit_code == 0:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from nemo_opt.exceptions import SandboxError
-from nemo_opt.sandbox._cgroup import PidsCgroup
+from nemo_opt.sandbox._cgroup import CommandCgroups
 from nemo_opt.sandbox.base import Limit
 
 __all__ = ["ProcessOutcome", "kill_group", "run_process"]
@@ -27,6 +27,7 @@ _POLL_MS = 100
 # How long to keep reading after the command and its group are dead. Only a process that escaped both the group
 # kill and the backend's sweep can still hold the pipe open; the output is abandoned rather than waited for.
 _DRAIN_GRACE_SECONDS = 1.0
+_SIGKILLED = 128 + signal.SIGKILL
 
 
 class Watch(Protocol):
@@ -60,6 +61,8 @@ class ProcessOutcome:
     stopped_by: Limit | None = None
     # The pids cgroup refused a fork or thread at its cap, even if the command then ended by itself.
     processes_capped: bool = False
+    # The memory cgroup's OOM killer killed one of the command's processes, even if the others carried on.
+    memory_exceeded: bool = False
 
 
 class _OutputCapture:
@@ -167,12 +170,12 @@ def run_process(
     pass_fds: Sequence[int] = (),
     after_exit: Callable[[], object] | None = None,
     watch: Watch | None = None,
-    cgroup: PidsCgroup | None = None,
+    cgroups: CommandCgroups | None = None,
 ) -> ProcessOutcome:
     """Run ``argv`` in its own session, enforce the wall-clock and output limits, and clean up its process group.
 
     ``watch`` is called about every ``WATCH_SECONDS`` while the command runs; a limit it returns kills the command.
-    ``cgroup`` is the command's pids cgroup (``argv`` joins it): every member is killed with the group.
+    ``cgroups`` are the command's cgroups (``argv`` joins them): every member is killed with the group.
     ``after_exit`` runs once the group has been killed, before the output is collected (backends sweep for
     processes that left the group there).
     """
@@ -204,15 +207,15 @@ def run_process(
         # Still running here means: timed out, over a limit, or this thread was interrupted.
         if not waiter.finished.is_set():
             kill_group(proc.pid)
-            if cgroup is not None:
-                cgroup.kill_all()
+            if cgroups is not None:
+                cgroups.kill_all()
         waiter.join()
         # The waiter reaped the child; telling Popen stops it from ever waiting for that pid again.
         proc.returncode = waiter.exit_code
         # Background children that outlived the command would keep the output pipe open; they end with it.
         kill_group(proc.pid)
-        if cgroup is not None:
-            cgroup.kill_all()
+        if cgroups is not None:
+            cgroups.kill_all()
         if after_exit is not None:
             after_exit()
         if watch is not None and not timed_out and stopped_by is None and waiter.finished.is_set():
@@ -231,7 +234,8 @@ def run_process(
         output_exceeded=capture.exceeded and not timed_out and stopped_by is None,
         cpu_seconds=waiter.cpu_seconds,
         stopped_by=stopped_by,
-        processes_capped=cgroup is not None and cgroup.hit_limit(),
+        processes_capped=cgroups is not None and cgroups.processes_capped(),
+        memory_exceeded=cgroups is not None and cgroups.memory_exceeded(sigkilled=waiter.exit_code == _SIGKILLED),
     )
 
 

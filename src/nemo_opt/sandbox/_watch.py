@@ -15,7 +15,7 @@ import stat
 import time
 from pathlib import Path
 
-from nemo_opt.sandbox._cgroup import PidsCgroup
+from nemo_opt.sandbox._cgroup import CommandCgroups
 from nemo_opt.sandbox._proc import proc_pids, read_proc
 from nemo_opt.sandbox.base import Limit
 
@@ -118,8 +118,8 @@ def command_pids(launched: int) -> list[int]:
 class LimitWatch:
     """Called by ``run_process`` while the command runs: which limit, if any, the command has gone past."""
 
-    def __init__(self, cgroup: PidsCgroup | None, workspace: Path, disk_bytes: int) -> None:
-        self._cgroup = cgroup
+    def __init__(self, cgroups: CommandCgroups, workspace: Path, disk_bytes: int) -> None:
+        self._cgroups = cgroups
         self._workspace = workspace
         self._device = workspace.stat().st_dev
         self._launched: int | None = None
@@ -136,7 +136,7 @@ class LimitWatch:
     def __call__(self, *, final: bool = False) -> Limit | None:
         # A refused fork means the command tried to run more processes than allowed: a fork bomb would otherwise
         # spin at the cap until the timeout. (After the end, ``processes_capped`` reports it.)
-        if not final and self._cgroup is not None and self._cgroup.hit_limit():
+        if not final and self._cgroups.processes_capped():
             return Limit.PROCESSES
         now = time.monotonic()
         if final or now >= self._next_walk:
@@ -148,7 +148,7 @@ class LimitWatch:
 
     def _pids(self) -> list[int]:
         # A launcher that could not enter its cgroup leaves it empty: the process tree is the fallback then too.
-        members = self._cgroup.members() if self._cgroup is not None else []
+        members = self._cgroups.members()
         if members or self._launched is None:
             return members
         return command_pids(self._launched)

@@ -253,17 +253,17 @@ class BwrapSandbox(SubprocessSandbox):
     def _execute(self, command: str, cwd: Path, env: dict[str, str], timeout: float) -> ProcessOutcome:
         read_fd, write_fd = os.pipe()
         try:
-            with self._guards() as (cgroup, watch):
+            with self._guards() as (cgroups, watch):
                 program = [self.bwrap, *self._arguments(cwd, env, write_fd), BASH, "-c", command]
                 outcome = run_process(
-                    launcher_argv(self.limits, program, cgroup.procs_file if cgroup else None),
+                    launcher_argv(self.limits, program, cgroups.procs_files),
                     cwd=cwd,
                     env=env,
                     timeout=timeout,
                     max_output_bytes=self.max_output_bytes,
                     pass_fds=(write_fd,),
                     watch=watch,
-                    cgroup=cgroup,
+                    cgroups=cgroups,
                 )
             os.close(write_fd)
             write_fd = -1

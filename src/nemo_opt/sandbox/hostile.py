@@ -3,10 +3,12 @@
 Each case writes a snippet into a fresh directory of the sandbox's workspace, runs it with ``sandbox.run`` and then
 looks from the outside whether the sandbox held: the sentinel file outside the workspace (or outside the write
 scope) does not exist, the loopback server this suite started saw no connection, no process carrying the case's
-mark survives, the secret never shows in the output or the workspace, memory-backed filesystems and deleted files
-held no more than the limits allow. Every snippet is bounded even when the sandbox does not hold it (the fork bomb
-stops at a ceiling, the memory, disk and tmpfs fills a little past their limit), and the suite kills and deletes
-whatever a case leaves behind, so running it leaves the machine healthy whatever the backend.
+mark survives, the secret never shows in the output or the workspace, memory-backed filesystems, shared memory,
+memfd files, several processes together and deleted files held no more than the limits allow, and no memory outlives
+the command. Every snippet is bounded even when the sandbox does not hold it (the fork bomb stops at a ceiling, the
+memory, disk, shared memory and tmpfs fills a little past their limits, the processes at 2.4 times the memory
+limit together), and the suite kills and deletes whatever a case leaves behind, SysV segments included, so running it
+leaves the machine healthy whatever the backend.
 
 ``nemo-opt doctor --sandbox`` runs it; so do the tests.
 """
@@ -14,6 +16,7 @@ whatever a case leaves behind, so running it leaves the machine healthy whatever
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
 import random
@@ -33,7 +36,7 @@ from pathlib import Path
 from typing import Self
 
 from nemo_opt.exceptions import NemoError
-from nemo_opt.sandbox._cgroup import pids_cgroup_root
+from nemo_opt.sandbox._cgroup import memory_cgroup_root, pids_cgroup_root
 from nemo_opt.sandbox._proc import proc_pids, read_proc
 from nemo_opt.sandbox._process import HEAD_BYTES, TAIL_BYTES
 from nemo_opt.sandbox._watch import disk_usage
@@ -178,6 +181,12 @@ def _survivors(mark: str) -> list[int]:
     return alive
 
 
+def _stopped(result: ExecResult) -> bool:
+    """Whether a limit other than the timeout stopped the command, or the kernel refused what it asked: a snippet
+    that failed on its own, or ran out of time before it got past the limit, shows nothing about the sandbox."""
+    return result.limit_hit not in (None, Limit.TIMEOUT) or "refused" in result.output
+
+
 def _limit_name(result: ExecResult) -> str:
     return result.limit_hit.value if result.limit_hit is not None else "no"
 
@@ -300,7 +309,14 @@ def _dns_lookup(trial: Trial) -> Verdict:
 
 _WRITE_GAP = "the plain backend has no filesystem isolation: code writes wherever this user can"
 _SCOPE_GAP = "the plain backend cannot enforce write scopes: a scoped command writes anywhere in the workspace"
-_SHM_GAP = "the plain backend shares the host's /dev/shm: what code stores there is memory no limit counts"
+_SHM_GAP = (
+    "the plain backend shares the host's /dev/shm: what code stores there outlives the command, memory no limit "
+    "counts once it has ended"
+)
+_SYSV_GAP = (
+    "the plain backend shares the host's SysV IPC namespace: shared memory segments outlive the command, memory no "
+    "limit counts once it has ended (kernel.shm_rmid_forced = 1 would remove them)"
+)
 _USERNS_GAP = "the plain backend lets code create user namespaces (unshare -rm) and mount a tmpfs of any size in them"
 _READ_GAP = "the plain backend has no filesystem isolation: code reads any file this user can"
 
@@ -490,6 +506,64 @@ def _memory_bomb(trial: Trial) -> Verdict:
     return Verdict(held, f"{reached} MiB touched (limit {trial.limits.memory_mb} MiB)", result)
 
 
+_MEMORY_PROCESSES = 4
+_MEMORY_SHARE = 0.6
+
+
+def _many_processes_memory(trial: Trial) -> Verdict:
+    """Four processes each allocate and touch 60% of the memory limit, and hold it until all of them are holding:
+    RLIMIT_AS caps each process on its own, not the four together."""
+    share = int(trial.limits.memory_mb * _MEMORY_SHARE)
+    result = trial.python(
+        "many.py",
+        f"""
+        import os, time
+        share = {share}
+
+        def child(number):
+            hoard, held = [], 0
+            while held < share:
+                step = min(16, share - held)
+                hoard.append(b"x" * (step << 20))
+                held += step
+            with open(f"holding-{{number}}", "w") as mark:
+                mark.write(str(held))
+            deadline = time.monotonic() + 2
+            while not os.path.exists("release") and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+        children = []
+        for number in range({_MEMORY_PROCESSES}):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    child(number)
+                finally:  # a child never runs on into its parent's loop, whatever happened to it
+                    os._exit(0)
+            children.append(pid)
+        alive, most = set(children), 0
+        with open("reached", "w") as log:
+            while alive:
+                holding = {{pid for number, pid in enumerate(children) if os.path.exists(f"holding-{{number}}")}}
+                # Holding then and still alive a moment later: it held its share all along (a killed one is
+                # reaped by then).
+                time.sleep(0.05)
+                alive -= {{pid for pid in alive if os.waitpid(pid, os.WNOHANG)[0]}}
+                if len(holding & alive) > most:
+                    most = len(holding & alive)
+                    log.write(f"{{most * share}}\\n")
+                    log.flush()
+                if alive <= holding:
+                    open("release", "w").close()
+        print("at most", most, "of", len(children), "processes held", share, "MiB at once")
+        """,
+    )
+    together = _last_number(trial.folder / "reached")
+    held = together <= trial.limits.memory_mb and _stopped(result)
+    evidence = f"{together // share if share else 0} of {_MEMORY_PROCESSES} processes held {share} MiB each at once"
+    return Verdict(held, f"{evidence} ({together} MiB, limit {trial.limits.memory_mb} MiB)", result)
+
+
 def _cpu_spin(trial: Trial) -> Verdict:
     """Spin on the CPU in a background shell loop and a foreground python loop."""
     result = trial.run(
@@ -639,13 +713,144 @@ def _shm_fill(trial: Trial) -> Verdict:
     """Write files into /dev/shm (memory no process owns, so RLIMIT_AS does not count it) past the memory limit."""
     target = trial.limits.memory_mb + 128
     shm = _SHM_DIR / f"nemo-hostile-{trial.token}"
+    left = 0
     try:
         result = trial.python("shm.py", _fill_script(str(shm), target, min(8, trial.limits.file_size_mb)))
+        left = disk_usage(shm) if shm.is_dir() else 0  # seen from the host: only a shared /dev/shm keeps anything
     finally:
-        shutil.rmtree(shm, ignore_errors=True)  # the host's /dev/shm when the sandbox shares it
+        shutil.rmtree(shm, ignore_errors=True)
     reached = _last_number(trial.folder / "reached")
-    held = reached <= trial.limits.memory_mb
-    return Verdict(held, f"{reached} MiB held in /dev/shm (memory limit {trial.limits.memory_mb} MiB)", result)
+    held = reached <= trial.limits.memory_mb and left == 0
+    evidence = f"{reached} MiB held in /dev/shm, {_mib(left)} MiB left after the command"
+    return Verdict(held, f"{evidence} (memory limit {trial.limits.memory_mb} MiB)", result)
+
+
+def _mib(size: int) -> str:
+    """Bytes as MiB, a partial MiB shown as such (so that something left is never shown as 0)."""
+    return str(size // MIB) if size % MIB == 0 else f"{size / MIB:.1f}"
+
+
+# SysV segments are found and removed by key: 0x4 then 16 bits of the case's token then a 12-bit segment number.
+_SHM_KEY_FLAG = 0x40000000
+_SHM_CHUNK_MB = 8
+_IPC_RMID = 0
+
+
+def _shm_keys(trial: Trial) -> range:
+    base = _SHM_KEY_FLAG | (int(trial.token[:4], 16) << 12)
+    return range(base, base + 4096)
+
+
+def _sysv_segments(keys: range) -> dict[int, int]:
+    """Segment id -> resident bytes of this IPC namespace's SysV shared memory segments whose key is in ``keys``."""
+    try:
+        lines = Path("/proc/sysvipc/shm").read_text().splitlines()
+    except OSError:
+        return {}
+    if not lines:
+        return {}
+    header = lines[0].split()
+    key, shmid = header.index("key"), header.index("shmid")
+    size = header.index("rss") if "rss" in header else header.index("size")
+    found = {}
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) == len(header) and int(fields[key]) in keys:
+            found[int(fields[shmid])] = int(fields[size])
+    return found
+
+
+def _remove_segments(segments: dict[int, int]) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    for shmid in segments:
+        libc.shmctl(shmid, _IPC_RMID, None)
+
+
+def _sysv_shm(trial: Trial) -> Verdict:
+    """Create SysV shared memory segments (shmget), fill each through shmat and detach it again, past the memory
+    limit: a detached segment keeps its pages but is in no address space, so RLIMIT_AS does not count it."""
+    keys = _shm_keys(trial)
+    count = -(-(trial.limits.memory_mb + 128) // _SHM_CHUNK_MB)
+    code = f"""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.shmget.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_int]
+        libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+        libc.shmat.restype = ctypes.c_void_p
+        libc.shmdt.argtypes = [ctypes.c_void_p]
+        keys = range({keys.start}, {keys.start + count})
+        size = {_SHM_CHUNK_MB} << 20
+
+        made = 0
+
+        def held():
+            # What the segments still hold, from the kernel's own list: a segment it destroyed holds nothing.
+            try:
+                lines = open("/proc/sysvipc/shm").read().splitlines()
+            except OSError:
+                return made * size >> 20
+            header = lines[0].split()
+            column, name = header.index("rss" if "rss" in header else "size"), header.index("key")
+            return sum(int(row[column]) for row in map(str.split, lines[1:]) if int(row[name]) in keys) >> 20
+
+        with open("reached", "w") as log:
+            for key in keys:
+                shmid = libc.shmget(key, size, 0o3600)  # IPC_CREAT | IPC_EXCL | 0600
+                if shmid < 0:
+                    print("shmget refused:", os.strerror(ctypes.get_errno()))
+                    break
+                address = libc.shmat(shmid, None, 0)
+                if address is None or address == ctypes.c_void_p(-1).value:
+                    print("shmat refused:", os.strerror(ctypes.get_errno()))
+                    break
+                ctypes.memset(address, 120, size)
+                libc.shmdt(address)
+                made += 1
+                log.write(f"{{held()}}\\n")
+                log.flush()
+        print("held", held(), "MiB in SysV shared memory")
+        """
+    try:
+        result = trial.python("sysv.py", code)
+    finally:
+        # Seen from the host: only a sandbox sharing the host's IPC namespace leaves segments it can see.
+        left = _sysv_segments(keys)
+        _remove_segments(left)
+    reached = _last_number(trial.folder / "reached")
+    held = reached <= trial.limits.memory_mb and not left and _stopped(result)
+    evidence = f"{reached} MiB held in SysV shared memory, {len(left)} segment(s) of {_mib(sum(left.values()))} MiB"
+    return Verdict(held, f"{evidence} left after the command (memory limit {trial.limits.memory_mb} MiB)", result)
+
+
+def _memfd_fill(trial: Trial) -> Verdict:
+    """Create memfd files (memfd_create) and write to each past the memory limit, keeping them open: their pages
+    are in no address space, so RLIMIT_AS does not count them."""
+    target = trial.limits.memory_mb + 128
+    chunk = min(8, trial.limits.file_size_mb)  # RLIMIT_FSIZE caps each memfd like any file
+    result = trial.python(
+        "memfd.py",
+        f"""
+        import os
+        block = b"x" * ({chunk} << 20)
+        files, held = [], 0
+        with open("reached", "w") as log:
+            while held < {target} << 20:
+                fd = os.memfd_create(f"nemo-hostile-{{len(files)}}")
+                try:
+                    os.write(fd, block)
+                except OSError as exc:
+                    print("write refused:", exc)
+                    break
+                files.append(fd)
+                held += os.fstat(fd).st_size
+                log.write(f"{{held >> 20}}\\n")
+                log.flush()
+        print("held", held >> 20, "MiB in", len(files), "memfd files")
+        """,
+    )
+    reached = _last_number(trial.folder / "reached")
+    held = reached <= trial.limits.memory_mb and _stopped(result)
+    return Verdict(held, f"{reached} MiB held in memfd files (memory limit {trial.limits.memory_mb} MiB)", result)
 
 
 def _userns_tmpfs(trial: Trial) -> Verdict:
@@ -697,6 +902,22 @@ def _write_outside_scope(trial: Trial) -> Verdict:
     return Verdict(not written and not altered, evidence, result)
 
 
+_NO_MEMORY_CGROUP = "without a memory cgroup, RLIMIT_AS caps each process's address space on its own"
+_MEMORY_GAPS = {
+    "sysv-shm": f"{_NO_MEMORY_CGROUP}: a detached SysV shared memory segment is in none",
+    "memfd-fill": f"{_NO_MEMORY_CGROUP}: memfd pages written with write() are in none",
+    "many-processes-memory": f"{_NO_MEMORY_CGROUP}: several processes hold several times the limit together",
+}
+
+
+def _shm_rmid_forced() -> bool:
+    """Whether the host removes a SysV segment once it is detached and its creator has exited."""
+    try:
+        return Path("/proc/sys/kernel/shm_rmid_forced").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
 def _root_without_cgroup_gap() -> str | None:
     if os.getuid() != 0 or pids_cgroup_root() is not None:
         return None
@@ -735,6 +956,11 @@ CASES: tuple[Case, ...] = (
     Case("config-files", "read ~/.config/nemo-opt, ~/.ssh, ~/.netrc and ./nemo.toml", _config_files, _READ_GAP),
     Case("fork-bomb", "fork without end", _fork_bomb),
     Case("memory-bomb", "allocate past the memory limit", _memory_bomb),
+    Case(
+        "many-processes-memory",
+        f"{_MEMORY_PROCESSES} processes each holding {_MEMORY_SHARE:.0%} of the memory limit at once",
+        _many_processes_memory,
+    ),
     Case("cpu-spin", "spin on the CPU past the CPU limit", _cpu_spin),
     Case("sigterm-sleepers", "sleep past the timeout with children that ignore SIGTERM", _sleep_past_timeout),
     Case("setsid-daemon", "start daemons that try to outlive the run", _setsid_daemon),
@@ -746,6 +972,8 @@ CASES: tuple[Case, ...] = (
         _deleted_files,
     ),
     Case("shm-fill", "fill /dev/shm past the memory limit", _shm_fill, _SHM_GAP),
+    Case("sysv-shm", "fill SysV shared memory segments (shmget, shmat) past the memory limit", _sysv_shm, _SYSV_GAP),
+    Case("memfd-fill", "write memfd files past the memory limit", _memfd_fill),
     Case(
         "userns-tmpfs",
         "unshare -rm, mount a tmpfs and fill it past the memory limit",
@@ -789,9 +1017,10 @@ def _host_shm_room() -> int:
     return usage.f_bavail * usage.f_frsize
 
 
-def known_gap(case: Case, backend: str, limits: Limits | None = None) -> str | None:
-    """Why ``backend`` cannot contain ``case`` on this machine (under ``limits``, default ones when None), or None
+def known_gap(case: Case, backend: str) -> str | None:
+    """Why ``backend`` cannot contain ``case`` on this machine (with its cgroups, namespaces and /dev/shm), or None
     when it should."""
+    memory_cgroup = memory_cgroup_root() is not None
     if case.name == "fork-bomb":
         return _root_without_cgroup_gap()
     if case.name == "setsid-daemon" and pids_cgroup_root() is None and backend == "plain":
@@ -799,10 +1028,17 @@ def known_gap(case: Case, backend: str, limits: Limits | None = None) -> str | N
     if case.name == "userns-tmpfs":
         if backend == "bwrap" and not disables_userns(shutil.which("bwrap") or "bwrap"):
             return "this bwrap cannot forbid user namespaces inside the sandbox (--disable-userns needs bwrap 0.8.0)"
-        if backend == "plain" and not _host_makes_user_namespaces():
-            return None  # the host itself refuses unshare -rm
-    if case.name == "shm-fill" and backend == "plain" and _host_shm_room() <= (limits or Limits()).memory_mb * MIB:
-        return None  # the host's /dev/shm is too small to hold more than the memory limit
+        if backend == "plain" and (memory_cgroup or not _host_makes_user_namespaces()):
+            # The memory cgroup is charged for the private tmpfs, which goes with the command's mount namespace;
+            # or the host itself refuses unshare -rm.
+            return None
+    if case.name == "shm-fill" and backend == "plain" and _host_shm_room() == 0:
+        return None  # the host's /dev/shm takes nothing
+    if case.name == "sysv-shm" and backend == "plain":
+        # With shm_rmid_forced a segment goes when it is detached (this case detaches each one at once).
+        return None if _shm_rmid_forced() else case.plain_gap
+    if case.name in _MEMORY_GAPS and not memory_cgroup:
+        return _MEMORY_GAPS[case.name]
     return case.plain_gap if backend == "plain" else None
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from nemo_opt.exceptions import SandboxError
-from nemo_opt.sandbox._cgroup import PidsCgroup, pids_cgroup_root
+from nemo_opt.sandbox._cgroup import CommandCgroups, memory_cgroup_root, pids_cgroup_root
 from nemo_opt.sandbox._env import MARKER_VAR, accepted_names, add_variables, base_environment
 from nemo_opt.sandbox._limits import MIB, detect_limit, launcher_argv
 from nemo_opt.sandbox._proc import proc_pids, read_proc
@@ -91,7 +91,7 @@ class SubprocessSandbox(ABC):
         )
 
     def describe_containment(self) -> str:
-        """What this backend contains and what it does not, in one sentence (with this machine's process control)."""
+        """What this backend contains and what it does not, in one sentence (with this machine's cgroups)."""
         if pids_cgroup_root() is not None:
             processes = "a pids cgroup caps the processes and ends every one of them, daemons included"
         else:
@@ -100,7 +100,19 @@ class SubprocessSandbox(ABC):
                 processes = "no pids cgroup is writable and root is exempt from RLIMIT_NPROC: no process cap holds"
             if self.name == "plain":
                 processes += "; daemons that drop their environment can outlive the command"
-        return f"{self.containment}; {processes}; the workspace is held to {self.limits.disk_mb} MiB of disk"
+        if memory_cgroup_root() is not None:
+            memory = (
+                f"a memory cgroup holds all the command's processes together to {self.limits.memory_mb} MiB, "
+                "shared memory, memfd and tmpfs pages and page cache included"
+            )
+            if self.name == "plain":
+                memory += ", while it runs (what it leaves in the host's /dev/shm or SysV shared memory outlives it)"
+        else:
+            memory = (
+                f"no memory cgroup is writable: RLIMIT_AS caps each process at {self.limits.memory_mb} MiB on its "
+                "own, so several processes use several times that, and SysV shared memory and memfd are not counted"
+            )
+        return f"{self.containment}; {processes}; {memory}; the workspace is held to {self.limits.disk_mb} MiB of disk"
 
     def _scope_text(self) -> str:
         if self.writable is None:
@@ -147,14 +159,13 @@ class SubprocessSandbox(ABC):
         )
 
     @contextlib.contextmanager
-    def _guards(self) -> Iterator[tuple[PidsCgroup | None, LimitWatch]]:
-        """The command's pids cgroup (None where the machine offers none) and the watcher of its limits."""
-        cgroup = PidsCgroup.create(self.limits.max_processes)
+    def _guards(self) -> Iterator[tuple[CommandCgroups, LimitWatch]]:
+        """The command's pids and memory cgroups (those the machine offers) and the watcher of its limits."""
+        cgroups = CommandCgroups.create(max_pids=self.limits.max_processes, memory_bytes=self.limits.memory_mb * MIB)
         try:
-            yield cgroup, LimitWatch(cgroup, self.workspace, self.limits.disk_mb * MIB)
+            yield cgroups, LimitWatch(cgroups, self.workspace, self.limits.disk_mb * MIB)
         finally:
-            if cgroup is not None:
-                cgroup.remove()
+            cgroups.remove()
 
     @property
     def max_output_bytes(self) -> int:
@@ -192,16 +203,16 @@ class PlainSandbox(SubprocessSandbox):
         Path(self._tmpdir()).mkdir(exist_ok=True)
         marker = uuid.uuid4().hex
         env[MARKER_VAR] = marker
-        with self._guards() as (cgroup, watch):
+        with self._guards() as (cgroups, watch):
             return run_process(
-                launcher_argv(self.limits, [BASH, "-c", command], cgroup.procs_file if cgroup else None),
+                launcher_argv(self.limits, [BASH, "-c", command], cgroups.procs_files),
                 cwd=cwd,
                 env=env,
                 timeout=timeout,
                 max_output_bytes=self.max_output_bytes,
                 after_exit=lambda: kill_marked_processes(marker),
                 watch=watch,
-                cgroup=cgroup,
+                cgroups=cgroups,
             )
 
 
