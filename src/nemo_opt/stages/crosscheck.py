@@ -57,6 +57,10 @@ __all__ = [
 ]
 
 _MAX_REPORTED = 5
+# Dense work the edge walks may do on the host (cells of float64: 32 MB), and the widest full SVD (a 2000 x 2000
+# matrix, 32 MB).
+DENSE_CELLS = 4_000_000
+NULL_SPACE_COLUMNS = 2000
 COMPLETION_TIME_LIMIT = 2.0  # seconds per HiGHS completion of a probe point's auxiliary columns
 
 
@@ -477,7 +481,10 @@ def _edge_steps(
         if np.linalg.norm(step) > 1e-9:  # a row that cannot be left alone gives no edge
             found.append(step)
             across.append(-step)
-    _, singular, vt = np.linalg.svd(active)
+    # The full SVD holds an n x n matrix: beyond NULL_SPACE_COLUMNS columns only the economy one is affordable
+    # (the null-space directions it lacks are left to the random probes).
+    full = active.shape[1] <= NULL_SPACE_COLUMNS
+    _, singular, vt = np.linalg.svd(active, full_matrices=full)
     rank = int((singular > 1e-9).sum())
     for vector in vt[rank:]:
         found += [vector, -vector]
@@ -589,12 +596,16 @@ def _probe_points(
     of all columns (all rows active at x* count), and each probe keeps only the mapped part of the point."""
     scale = np.maximum(1.0, np.abs(x_star))
     size = float(np.mean(scale[mapped]))
+    # The edge walks hold one dense vector per active row: a model exported with many thousands of rows and
+    # columns (an agent's to choose) would cost the host gigabytes, so such a model gets the random probes only.
+    width = len(mapped) if lifted is None else len(model.columns)
+    affordable = model.matrix.shape[0] * width <= DENSE_CELLS
     if lifted is None:
         start, rows = x_star, evaluable
-        inside, across = _directions(model, x_star, mapped, evaluable, atol)
+        inside, across = _directions(model, x_star, mapped, evaluable, atol) if affordable else ([], [])
     else:
         start, rows = lifted, np.ones(len(model.rows), dtype=bool)
-        inside, across = _lifted_directions(model, lifted, mapped, atol)
+        inside, across = _lifted_directions(model, lifted, mapped, atol) if affordable else ([], [])
     groups: list[list[npt.NDArray[np.float64]]] = [
         [start + fraction * size * direction for fraction in (0.05, 0.01)] for direction in across
     ]

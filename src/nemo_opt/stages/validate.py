@@ -14,7 +14,9 @@ reads the exported model itself, ties it to x* (:mod:`nemo_opt.stages.tie`) and 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ INTEGRALITY_TOL = 1e-5
 
 # Solutions of real models with thousands of indexed variables stay well below this.
 MAX_SOLUTION_BYTES = 32 * 1024 * 1024
+logger = logging.getLogger("nemo_opt.validate")
 PLAIN_CAP = (
     "the plain sandbox cannot keep the agents' code away from the referee's files or the host, so no answer "
     "is verified there; install bubblewrap (apt install bubblewrap) to reach 'verified'"
@@ -75,7 +78,12 @@ _MISSING = object()
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer too large for a float is no usable value
+        return False
 
 
 def check_shapes(spec: ProblemSpec, variables: dict[str, Any]) -> list[Issue]:
@@ -156,14 +164,17 @@ def validate(
     attempt: int = 0,
     probes: int = 0,
     time_limit: float = 60.0,
+    records: Path | None = None,
 ) -> ValidationReport:
-    """V(x*) for one solution, as a structured report with its verification level (also saved next to it).
+    """V(x*) for one solution, as a structured report with its verification level (also saved next to it, or in
+    ``records``).
 
     ``attempt`` counts re-validations within a round (after the simulator was repaired), so no report is
     overwritten. ``time_limit`` bounds each HiGHS solve of the exported model."""
     solution, error = load_solution(workspace, solution_path)
     suffix = f"{round_number}" if attempt == 0 else f"{round_number}_{attempt}"
     folder = solution_path.parent
+    records = records or folder
     if solution is None:
         report = ValidationReport(
             optimizer=optimizer,
@@ -174,13 +185,22 @@ def validate(
             issues=[Issue(kind="malformed_solution", message=error)],
         )
     else:
-        report = _judge(spec, workspace, referee, solution, folder / f"simulation_{suffix}.json", atol, rtol)
+        report = _judge(spec, workspace, referee, solution, records / f"simulation_{suffix}.json", atol, rtol)
         report.optimizer, report.round, report.attempt = optimizer, round_number, attempt
         if report.passed:
-            _level(spec, workspace, referee, solution, folder, report, suffix, probes, atol, rtol, time_limit)
+            _level(spec, workspace, referee, solution, folder, records, report, suffix, probes, atol, rtol, time_limit)
     report.referee_version = referee.current.number if referee.current else 0
-    workspace.write_json(folder / f"validation_{suffix}.json", report.model_dump(mode="json"))
+    _record(workspace, records / f"validation_{suffix}.json", report.model_dump(mode="json"))
     return report
+
+
+def _record(workspace: Workspace, path: Path, data: Any) -> None:
+    """Keep a record for people to read (never read back): in an agent's folder, where the agent may have put a
+    folder or anything else in the way, it is given up rather than failing the validation."""
+    try:
+        workspace.write_json(path, data)
+    except OSError as exc:  # DoorRefused included
+        logger.warning("record %s not written: %s", path, exc)
 
 
 def _level(
@@ -189,6 +209,7 @@ def _level(
     referee: Referee,
     solution: Solution,
     folder: Path,
+    records: Path,
     report: ValidationReport,
     suffix: str,
     probes: int,
@@ -233,6 +254,8 @@ def _level(
                 "the feasible-region cross-check is switched off (crosscheck_probes = 0)",
             )
         else:
+            # A fresh seed each time: the probes must not be known in advance to whoever wrote the model.
+            seed = secrets.randbelow(2**31)
             check = compare_regions(
                 spec,
                 solution.variables,
@@ -242,6 +265,7 @@ def _level(
                 probes=probes,
                 atol=atol,
                 rtol=rtol,
+                seed=seed,
             )
             report.crosscheck = {
                 "ran": check.ran,
@@ -252,8 +276,14 @@ def _level(
                 "auxiliary_columns": check.auxiliary_columns,
                 "unknown_probes": check.unknown_probes,
                 "disagreements": len(check.issues),
+                "seed": seed,
             }
-            workspace.write_json(folder / f"crosscheck_{suffix}.json", {**report.crosscheck, "points": check.points})
+            if check.ran and not check.issues:
+                relaxed = _relax(spec, referee, solution, model, mapping, report, atol, rtol, time_limit)
+                report.crosscheck["relaxation"] = relaxed
+                check.issues.extend(relaxed.pop("issues"))
+                report.crosscheck["disagreements"] = len(check.issues)
+            _record(workspace, records / f"crosscheck_{suffix}.json", {**report.crosscheck, "points": check.points})
             if check.issues:
                 report.issues.extend(check.issues)
                 report.passed = False
@@ -265,6 +295,61 @@ def _level(
                 )
     if not referee.isolated:
         report.downgrade(VerificationLevel.OBJECTIVE_CHECKED, PLAIN_CAP)
+
+
+def _relax(
+    spec: ProblemSpec,
+    referee: Referee,
+    solution: Solution,
+    model: Any,
+    mapping: dict[int, tuple[str, tuple[str, ...]]],
+    report: ValidationReport,
+    atol: float,
+    rtol: float,
+    time_limit: float,
+) -> dict[str, Any]:
+    """Relax what binds at x* and ask the frozen simulator about better optima (:mod:`nemo_opt.stages.relax`)."""
+    import numpy as np
+
+    from nemo_opt.stages.crosscheck import complete_point
+    from nemo_opt.stages.relax import relaxation_check
+
+    x = np.zeros(len(model.columns))
+    for column, (name, key) in mapping.items():
+        value: Any = solution.variables.get(name)
+        for part in key:
+            value = value.get(part) if isinstance(value, dict) else None
+        x[column] = float(value) if _is_number(value) else 0.0
+    if len(mapping) < len(model.columns):
+        completion = complete_point(model, x, sorted(mapping), atol=atol, rtol=rtol, time_limit=time_limit)
+        if completion.status != "optimal" or completion.values is None:
+            return {"ran": False, "note": f"x* could not be completed: {completion.reason}", "issues": []}
+        x = completion.values
+    assert report.objective_simulator is not None  # the objective check passed
+    relaxed = relaxation_check(
+        model,
+        mapping,
+        solution.variables,
+        x,
+        report.objective_simulator,
+        lambda points: referee.check_batch(points, atol),
+        maximize=spec.objective.sense == "maximize",
+        atol=atol,
+        rtol=rtol,
+        time_limit=min(time_limit, 10.0),
+    )
+    return {
+        "ran": True,
+        "groups": relaxed.groups,
+        "solved": relaxed.solved,
+        "judged": relaxed.judged,
+        "note": relaxed.note,
+        "tried": [
+            {**t, "point": {f"{n}[{','.join(k)}]" if k else n: v for (n, k), v in t["point"].items()}}
+            for t in relaxed.tried
+        ],
+        "issues": relaxed.issues,
+    }
 
 
 def _judge(
@@ -294,7 +379,7 @@ def _judge(
         return report
     report.issues.extend(check_domains(spec, solution.variables, atol, rtol))
     verdict: SimVerdict = referee.check(solution.variables, atol)
-    workspace.write_json(verdict_record, verdict.model_dump(mode="json"))  # for the record; never read back
+    _record(workspace, verdict_record, verdict.model_dump(mode="json"))
     if not verdict.ok:
         report.issues.append(
             Issue(kind="simulator_error", message=f"the simulator failed on this solution:\n{verdict.error}")
