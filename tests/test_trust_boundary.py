@@ -356,3 +356,84 @@ def test_no_answer_is_verified_when_the_frozen_tests_fail_again(
     checks = {"atol": 1e-6, "rtol": 1e-6, "probes": 0, "time_limit": 60.0}
     Pipeline(settings)._final_referee_check([outcome], SPEC, ws, referee, checks)
     assert outcome.level.value == "unverified" and "no longer pass" in outcome.level_reason
+
+
+# --- a model that is too tight where it binds: a feasible plan better than the answer exists -----------------
+def _with_cut(cut: str) -> str:
+    anchor = 'h.addConstr(make["chair"] >= data["min_chairs"])'
+    return product_mix.RIGHT_MODEL.replace(anchor, f"{anchor}\n{cut}")
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        # Integer rounding hides it from probes near x* = (0, 80): one table more breaks it.
+        'h.addConstr(make["table"] <= 0.4)',
+        # Drowned among 100 scaled copies of the carpentry row, which fill the probe budget.
+        'h.addConstr(make["table"] <= 0)\nfor k in range(1, 101):\n'
+        '    h.addConstr(k * sum(data["carpentry_hours"][p] * make[p] for p in products) <= k * 240)',
+        # Two cuts, each shadowing the other: dropping one alone changes nothing.
+        'h.addConstr(make["table"] <= 0)\nh.addConstr(make["table"] + 0.001 * make["chair"] <= 0.08)',
+    ],
+    ids=["integer-rounding", "drowned-in-copies", "two-shadowing-cuts"],
+)
+def test_a_cut_that_hides_the_optimum_is_not_verified(settings: Settings, cut: str) -> None:
+    settings.repair_rounds = 0
+    result, _ = _solve(settings, _write_and_submit(_with_cut(cut)))
+    # The model's own optimum is 0 tables and 80 chairs (4000): feasible for the problem, but not its optimum.
+    assert result.objective == pytest.approx(4000.0)
+    assert result.level == "unverified" and not result.verified
+    report = _reports(result)[0]
+    messages = " ".join(i["message"] for i in report["issues"])
+    # Found by a probe near x* or, where no probe reaches, by relaxing what binds (see tests/test_relax.py).
+    assert "too tight" in messages, messages
+
+
+def test_a_resumed_plain_run_does_not_believe_planted_checkpoints(settings: Settings) -> None:
+    settings.sandbox, settings.repair_rounds = "plain", 1
+    result, _ = _solve(settings, _write_and_submit(WRONG_MODEL) + _write_and_submit(WRONG_MODEL))
+    assert result.level == "unverified"
+    # What an agent's code can do under plain: claim the optimizer verified, and make the run look unfinished.
+    folder = result.folder
+    outcome = json.loads((folder / ".nemo" / "checkpoints" / "outcome_1.json").read_text())
+    outcome.update(level="verified", verified=True, level_reason="")
+    (folder / ".nemo" / "checkpoints" / "outcome_1.json").write_text(json.dumps(outcome))
+    stages = json.loads((folder / ".nemo" / "stages.json").read_text())
+    for stage in ("consensus", "package"):
+        stages["finished"].pop(stage, None)
+    (folder / ".nemo" / "stages.json").write_text(json.dumps(stages))
+    (folder / "result.json").unlink()
+    (folder / "consensus.json").unlink()
+    with OpenAICompatServer(RoleRouter({EXTRACT: []})) as server:
+        settings.model = f"openai-compatible:scripted@{server.url}"
+        resumed = Pipeline(settings).resume(folder)
+    assert resumed.level != "verified" and not resumed.verified
+
+
+@pytest.mark.timeout(60)
+def test_unclosed_strings_full_of_escaped_quotes_are_read_in_linear_time(judged: tuple[Workspace, Referee]) -> None:
+    # Quadratic scanning made 200 KB of this take minutes; 8 MB must end (refused as malformed) well within bounds.
+    ws, referee = judged
+    (ws.optimizer_dir(1) / "solution.json").write_text('{"status": "' + '\\"' * 4_000_000)
+    report = _validate(ws, referee)
+    assert not report.passed and report.issues[0].kind == "malformed_solution"
+
+
+@pytest.mark.parametrize(
+    ("objective", "variables", "kind"),
+    [
+        ('"inf"', '{"make": {"table": 30, "chair": 40}}', "objective_mismatch"),
+        ("4100", '{"make": {"table": 1' + "0" * 400 + ', "chair": 40}}', "malformed_solution"),
+        ("1" + "0" * 5000, '{"make": {"table": 30, "chair": 40}}', "malformed_solution"),
+    ],
+    ids=["objective-inf-string", "400-digit-value", "5000-digit-objective"],
+)
+def test_absurd_numbers_are_refused_not_believed(
+    judged: tuple[Workspace, Referee], objective: str, variables: str, kind: str
+) -> None:
+    ws, referee = judged
+    (ws.optimizer_dir(1) / "solution.json").write_text(
+        f'{{"status": "optimal", "objective": {objective}, "variables": {variables}}}'
+    )
+    report = _validate(ws, referee)
+    assert not report.passed and kind in [i.kind for i in report.issues], report.render()

@@ -174,8 +174,9 @@ def load_consensus(workspace: Workspace, outcomes: list[OptimizerOutcome]) -> Co
     return Consensus(
         status=SolveStatus(data["status"]),
         objective=data["objective"],
-        level=VerificationLevel(data.get("level", VerificationLevel.UNVERIFIED.value)),
-        level_reason=str(data.get("level_reason", "")),
+        # The chosen optimizer's own (checked, possibly capped) standing, not what the file says.
+        level=chosen.level if chosen is not None else VerificationLevel.UNVERIFIED,
+        level_reason=chosen.level_reason if chosen is not None else "",
         chosen=chosen,
         votes=dict(data["votes"]),
         cluster=list(data["cluster"]),

@@ -233,8 +233,9 @@ def read_text(root: Path, relative: str | PurePath, *, max_bytes: int = MAX_READ
         raise DoorRefused(f"{Path(root, relative)} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
+# One token at a time: a string (closed, or running to the end of the text, so an unclosed one is consumed once
+# instead of being rescanned from every quote inside it, which made the scan quadratic) or a bracket.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)|[\[\]{}]', re.DOTALL)
 
 
 def loads_bounded(text: str, *, max_depth: int = MAX_DEPTH, source: str = "the JSON") -> Any:
@@ -242,8 +243,11 @@ def loads_bounded(text: str, *, max_depth: int = MAX_DEPTH, source: str = "the J
 
     Python's parser recurses once per level, so deep nesting would otherwise end in RecursionError."""
     depth = deepest = 0
-    for match in _BRACKET.finditer(_STRING.sub("", text)):
-        depth += 1 if match.group() in "[{" else -1
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token[0] == '"':
+            continue
+        depth += 1 if token in "[{" else -1
         if depth > deepest:
             deepest = depth
             if deepest > max_depth:
@@ -252,6 +256,11 @@ def loads_bounded(text: str, *, max_depth: int = MAX_DEPTH, source: str = "the J
         return json.loads(text)
     except RecursionError as exc:  # a nesting the scan above misjudged: still a refusal, never a crash
         raise DoorRefused(f"{source} nests too deeply to parse; refused") from exc
+    except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            raise
+        # e.g. an integer of thousands of digits (Python's conversion limit): malformed for our purposes.
+        raise json.JSONDecodeError(f"unusable value ({exc})", text[:80], 0) from exc
 
 
 def read_json(

@@ -70,6 +70,7 @@ from nemo_opt.stages.recommend import Recommendation, recommend
 from nemo_opt.stages.referee import Referee
 from nemo_opt.stages.retrieve import Retrieval, retrieve
 from nemo_opt.stages.simulate import SimulatorAgentGate, simulator_task
+from nemo_opt.stages.validate import PLAIN_CAP
 from nemo_opt.store import RunStore
 from nemo_opt.workspace import Workspace
 
@@ -304,6 +305,7 @@ class Pipeline:
         self.settings = Settings.model_validate({**self.settings.model_dump(), **update})
         self._llms.clear()
         target = package_dir or (Path(meta["package_dir"]) if meta.get("package_dir") else None)
+        self._check_package_target(target)  # run.json is in the run folder: its --out is checked like a new one
         self._model("extract")
         with workspace.lock():
             resumes = self.store.mark_resumed(run_id)
@@ -431,6 +433,11 @@ class Pipeline:
         outcomes = self._agents(
             problem, spec, rec, workspace, sandbox, referee, recorder, result, timings, retrieval, "agents" in finished
         )
+        if not referee.isolated:
+            # Whatever was validated or loaded back from a checkpoint (which an agent's code could have written
+            # here): without isolation no level above objective-checked is believed.
+            for outcome in outcomes:
+                outcome.cap(VerificationLevel.OBJECTIVE_CHECKED, PLAIN_CAP)
         if "agents" in finished:
             self._loaded("agents", timings, finished)
         if "consensus" in finished:
@@ -706,7 +713,11 @@ class Pipeline:
             last = outcome.reports[-1] if outcome.reports else None
             if last is not None and last.passed and last.referee_version != version:
                 self.on_event(Event(outcome.name, "info", f"judged again with the repaired simulator (v{version})"))
-                revalidate(outcome, spec, workspace, referee, **checks)
+                try:
+                    revalidate(outcome, spec, workspace, referee, **checks)
+                except Exception as exc:  # judged again or not at all: never kept at a level it may not have
+                    logger.exception("judging %s again failed", outcome.name)
+                    outcome.cap(VerificationLevel.UNVERIFIED, f"could not be judged with the repaired simulator: {exc}")
                 checkpoints.save_outcome(workspace, outcome)
         tests = referee.run_tests()
         if isinstance(tests, str) or not tests.ok:

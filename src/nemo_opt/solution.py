@@ -94,10 +94,11 @@ class Solution(BaseModel):
     def _status(cls, value: object) -> SolveStatus:
         return SolveStatus.parse(value)
 
-    @field_validator("objective", mode="before")
+    @field_validator("objective", mode="after")
     @classmethod
-    def _objective(cls, value: object) -> object:
-        if isinstance(value, float) and not math.isfinite(value):
+    def _objective(cls, value: float | None) -> float | None:
+        # After coercion: the strings "inf" and "nan" become floats here too, and are no objective.
+        if value is not None and not math.isfinite(value):
             return None
         return value
 

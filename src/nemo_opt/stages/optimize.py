@@ -83,6 +83,12 @@ class OptimizerOutcome:
         if self.verified and self.level is VerificationLevel.UNVERIFIED:
             self.level = VerificationLevel.VERIFIED
 
+    def cap(self, level: VerificationLevel, reason: str) -> None:
+        """Hold this optimizer's level at most at ``level`` (saying why when it is lowered)."""
+        if self.level.rank > level.rank:
+            self.level, self.level_reason = level, reason
+            self.verified = self.level is VerificationLevel.VERIFIED
+
     def record(self, report: ValidationReport) -> None:
         """Take ``report`` as this optimizer's current standing."""
         self.reports.append(report)
@@ -366,6 +372,7 @@ def revalidate(
         attempt=last.attempt + 1,
         probes=probes,
         time_limit=time_limit,
+        records=outcome.workdir,
     )
     outcome.record(report)
     if not report.passed:
