@@ -30,9 +30,10 @@ BWRAP_OK = bwrap_available()
 MEMORY_CGROUP = _cgroup.memory_cgroup_root() is not None
 SKIP_WITHOUT_MEMORY_CGROUP = pytest.mark.skipif(not MEMORY_CGROUP, reason="no writable memory cgroup on this machine")
 SKIP_WITHOUT_BWRAP = pytest.mark.skipif(not BWRAP_OK, reason=f"bubblewrap is unusable here: {bwrap_problem()}")
-# Small limits keep every case to seconds; the mechanisms are the same at any size.
+# Small limits keep every case to seconds; the mechanisms are the same at any size. Two CPU seconds, not one: on a
+# loaded machine a 384 MiB fill alone can cost a second of CPU and would be cut by the CPU limit instead.
 LIMITS = Limits(
-    timeout=3.0, memory_mb=256, cpu_seconds=1, max_processes=48, max_output_mb=8, disk_mb=32, file_size_mb=16
+    timeout=3.0, memory_mb=256, cpu_seconds=2, max_processes=48, max_output_mb=8, disk_mb=32, file_size_mb=16
 )
 CASE_IDS = case_names()
 

@@ -193,7 +193,7 @@ KILL_POINTS = {
     "during-agents": (("simulator", "info"), ["spec.json", "simulator/simulator.py", "simulator/test_simulator.py"]),
     "after-consensus": (
         ("consensus", "finished"),
-        ["spec.json", "simulator/simulator.py", "optimizers/opt_1/outcome.json", "consensus.json"],
+        ["spec.json", "simulator/simulator.py", ".nemo/checkpoints/outcome_1.json", "consensus.json"],
     ),
 }
 

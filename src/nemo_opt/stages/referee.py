@@ -301,12 +301,16 @@ class Referee:
             return
         with self._lock:
             folder = self.workspace.referee_dir / f"v{version.number}"
+            # Only what differs is written: files that are as frozen keep their times (a resume touches nothing).
             for name, data in version.files.items():
-                door.write_bytes(self.workspace.root, self.workspace.relative(folder / name), data)
+                if not self._same(folder / name, data):
+                    door.write_bytes(self.workspace.root, self.workspace.relative(folder / name), data)
             for name, data in version.simulator.items():
-                door.write_bytes(self.workspace.root, name, data)
+                if not self._same(self.workspace.root / name, data):
+                    door.write_bytes(self.workspace.root, name, data)
             for name in door.list_files(self.workspace.root, "simulator"):
                 if simulator_files(name) and f"simulator/{name}" not in version.files:
                     door.remove(self.workspace.root, f"simulator/{name}")
-            door.write_bytes(self.workspace.root, "data.json", self._fixed["data.json"])
+            if not self._same(self.workspace.root / "data.json", self._fixed["data.json"]):
+                door.write_bytes(self.workspace.root, "data.json", self._fixed["data.json"])
             self._adopted_state = self._live_state()
