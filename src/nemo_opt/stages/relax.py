@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,8 @@ __all__ = ["MAX_GROUPS", "Relaxation", "relaxation_check"]
 MAX_GROUPS = 40
 # Pairs of shadowing groups tried together (one HiGHS solve each, all judged in one run).
 MAX_PAIRS = 45
+# All re-solves of one check together: a hard MIP must not turn 40 relaxations into 40 time limits.
+TOTAL_SECONDS = 30.0
 
 
 @dataclass
@@ -162,8 +165,14 @@ def relaxation_check(
     # Binding groups whose removal alone changed nothing for the problem: candidates to drop together.
     shadowed: list[Group] = []
 
+    deadline = time.monotonic() + TOTAL_SECONDS
+
     def optimum(members: Group, shadow: bool = False) -> dict[str, Any] | None:
-        solved = solve_model(_without(model, members), time_limit=time_limit, start=x)
+        left = deadline - time.monotonic()
+        if left <= 0.05:
+            result.note = result.note or f"stopped after {TOTAL_SECONDS:g} s of re-solves"
+            return None
+        solved = solve_model(_without(model, members), time_limit=min(time_limit, left), start=x)
         result.solved += 1
         model_value = None if solved.objective is None else float(solved.objective)
         if solved.status != "optimal" or solved.values is None:
