@@ -90,10 +90,10 @@ def _referee(ws: Workspace) -> Referee:
 def _check(ws: Workspace, path: Path, probes: int = 40) -> CrossCheck:
     """The cross-check as validation runs it: the host reads the exported model, the frozen simulator judges."""
     solution = Solution.model_validate_json(path.read_text())
-    loaded = load_exported_model(ws, path.parent, solution, SPEC)
+    referee = _referee(ws)
+    loaded = load_exported_model(ws, path.parent, solution, SPEC, referee.sandbox)
     if isinstance(loaded, str):
         return CrossCheck(False, loaded)
-    referee = _referee(ws)
     model, mapping = loaded
     judge = lambda points: referee.check_batch(points, 1e-6)  # noqa: E731
     return compare_regions(SPEC, solution.variables, model, mapping, judge, probes=probes, atol=1e-6, rtol=1e-6)
@@ -308,3 +308,32 @@ def test_validation_fails_when_the_exported_model_has_a_better_optimum(workspace
     )
     assert not report.passed and [i.kind for i in report.issues] == ["model_tie"]
     assert "4170" in report.issues[0].message and report.crosscheck is None
+
+
+NAN_MPS = """NAME m
+OBJSENSE
+    MAX
+ROWS
+ N  obj
+ L  r0
+COLUMNS
+    make_table  obj  70  r0  nan
+    make_chair  obj  50  r0  1
+RHS
+    RHS  r0  100
+ENDATA
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [(NAN_MPS, "non-finite"), ("this is not a model\n" * 50, "cannot be read"), ("", "cannot be read")],
+    ids=["nan-coefficient", "garbage", "empty"],
+)
+def test_an_agents_model_file_is_parsed_apart_and_checked(workspace: Workspace, text: str, reason: str) -> None:
+    """The agent's MPS is parsed by HiGHS in a sandboxed process; what comes back is checked before use."""
+    (workspace.root / "optimizers" / "opt_1" / "model.mps").write_text(text)
+    solution = Solution.model_validate_json(_solution(workspace).read_text())
+    referee = _referee(workspace)
+    loaded = load_exported_model(workspace, workspace.optimizer_dir(1), solution, SPEC, referee.sandbox)
+    assert isinstance(loaded, str) and reason in loaded, loaded

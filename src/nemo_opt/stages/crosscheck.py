@@ -23,6 +23,7 @@ rejected. Models without auxiliary columns are evaluated with numpy alone.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import tempfile
@@ -36,6 +37,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy import sparse
 
+from nemo_opt import door
+from nemo_opt.harness import harness_source
+from nemo_opt.sandbox.local import SubprocessSandbox
 from nemo_opt.solution import Issue, SimVerdict, Solution
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
 from nemo_opt.workspace import Workspace
@@ -52,6 +56,7 @@ __all__ = [
     "load_exported_model",
     "objective_at",
     "read_model_file",
+    "read_untrusted_model",
     "rows_judge",
     "solve_model",
 ]
@@ -107,49 +112,78 @@ class ModelRows:
 
 
 def read_model_file(path: Path) -> ModelRows:
-    """Read an MPS or LP file with HiGHS (the reader accepts what most modelling layers write)."""
-    import highspy
+    """Read an MPS or LP file the host trusts (its own, a test's) with HiGHS, in this process."""
+    from nemo_opt.harness.read_model import arrays
 
-    highs = highspy.Highs()
-    highs.silent()
-    status = highs.readModel(str(path))
-    if status == highspy.HighsStatus.kError:
-        raise ValueError(f"HiGHS cannot read {path.name}")
-    lp = highs.getLp()
-    matrix = lp.a_matrix_
-    shape = (lp.num_row_, lp.num_col_)
-    data = (np.asarray(matrix.value_, dtype=float), np.asarray(matrix.index_), np.asarray(matrix.start_))
-    if matrix.format_ == highspy.MatrixFormat.kColwise:
-        csr = sparse.csc_matrix(data, shape=shape).tocsr()
+    return _rows_from_arrays(arrays(str(path)))
+
+
+def read_untrusted_model(data: bytes, suffix: str, sandbox: SubprocessSandbox, *, timeout: float) -> ModelRows:
+    """Read an agent's model file: HiGHS parses it in a sandboxed process (time and memory limits, apart from the
+    host), which hands back plain arrays (no pickles); the host checks their shapes and values before use."""
+    with tempfile.TemporaryDirectory(prefix="nemo-model-") as private:
+        folder = Path(private)
+        door.write_bytes(folder, f"model{suffix}", data)
+        door.write_text(folder, READER, harness_source(READER))
+        result = sandbox.relocated(folder).run(
+            f"python -I -B {READER} model{suffix} rows.npz", cwd=folder, timeout=timeout
+        )
+        if not result.ok:
+            raise ValueError(f"HiGHS cannot read the model file ({result.describe()}): {result.output.strip()[-300:]}")
+        raw = door.read_bytes(folder, "rows.npz", max_bytes=MAX_ARRAY_BYTES)
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as loaded:
+            return _rows_from_arrays({name: loaded[name] for name in loaded.files})
+    except (KeyError, TypeError, OSError) as exc:  # a malformed archive: the reader did not write it
+        raise ValueError(f"the model file's arrays are unusable: {exc}") from exc
+
+
+def _rows_from_arrays(found: Mapping[str, Any]) -> ModelRows:
+    """A :class:`ModelRows` from the reader's arrays, refusing shapes that disagree and non-finite coefficients."""
+    rows, cols = (int(v) for v in found["shape"])
+    data = (np.asarray(found["value"], dtype=float), np.asarray(found["index"]), np.asarray(found["start"]))
+    if bool(found["colwise"]):
+        csr = sparse.csc_matrix(data, shape=(rows, cols)).tocsr()
     else:
-        csr = sparse.csr_matrix(data, shape=shape)
-    codes = np.asarray([int(t) for t in lp.integrality_] or [0] * lp.num_col_, dtype=np.int8)
+        csr = sparse.csr_matrix(data, shape=(rows, cols))
+    cost = np.asarray(found["cost"], dtype=float)
+    if not (np.isfinite(csr.data).all() and np.isfinite(cost).all()):
+        raise ValueError("the model has non-finite coefficients")
+    vectors = {name: np.asarray(found[name], dtype=float) for name in ("row_lower", "row_upper")}
+    bounds = {name: np.asarray(found[name], dtype=float) for name in ("col_lower", "col_upper")}
+    codes = np.asarray(found["integrality"], dtype=np.int8)
+    if any(len(v) != rows for v in vectors.values()) or any(len(v) != cols for v in (*bounds.values(), cost, codes)):
+        raise ValueError("the model's arrays do not agree in size")
+    columns = [str(n) for n in found["col_names"]] or [f"c{i}" for i in range(cols)]
+    names = [str(n) for n in found["row_names"]] or [f"r{i}" for i in range(rows)]
     return ModelRows(
-        columns=list(lp.col_names_) or [f"c{i}" for i in range(lp.num_col_)],
-        rows=list(lp.row_names_) or [f"r{i}" for i in range(lp.num_row_)],
+        columns=columns,
+        rows=names,
         matrix=csr,
-        row_lower=np.asarray(lp.row_lower_, dtype=float),
-        row_upper=np.asarray(lp.row_upper_, dtype=float),
-        col_lower=np.asarray(lp.col_lower_, dtype=float),
-        col_upper=np.asarray(lp.col_upper_, dtype=float),
+        row_lower=vectors["row_lower"],
+        row_upper=vectors["row_upper"],
+        col_lower=bounds["col_lower"],
+        col_upper=bounds["col_upper"],
         integer=codes != 0,
-        cost=np.asarray(lp.col_cost_, dtype=float),
-        offset=float(lp.offset_),
-        sense=-1 if lp.sense_ == highspy.ObjSense.kMaximize else 1,
-        hessian=_full_hessian(highs.getModel().hessian_, lp.num_col_),
+        cost=cost,
+        offset=float(found["offset"]),
+        sense=-1 if bool(found["maximize"]) else 1,
+        hessian=_full_hessian(found, cols),
         integrality=codes,
     )
 
 
-def _full_hessian(hessian: Any, size: int) -> sparse.csr_matrix | None:
+def _full_hessian(found: Mapping[str, Any], size: int) -> sparse.csr_matrix | None:
     """HiGHS's Hessian (the lower triangle column by column, or the square matrix) as the full symmetric Q."""
-    import highspy
-
-    if hessian.dim_ <= 0 or not len(hessian.value_):
+    values = np.asarray(found["hessian_value"], dtype=float)
+    if int(found["hessian_dim"]) <= 0 or not len(values):
         return None
-    data = (np.asarray(hessian.value_, dtype=float), np.asarray(hessian.index_), np.asarray(hessian.start_))
-    stored = sparse.csc_matrix(data, shape=(size, size))
-    if hessian.format_ == highspy.HessianFormat.kSquare:
+    if not np.isfinite(values).all():
+        raise ValueError("the model's quadratic objective has non-finite coefficients")
+    stored = sparse.csc_matrix(
+        (values, np.asarray(found["hessian_index"]), np.asarray(found["hessian_start"])), shape=(size, size)
+    )
+    if bool(found["hessian_square"]):
         return sparse.csr_matrix(stored)
     lower = sparse.tril(stored, k=-1)
     return sparse.csr_matrix(stored + lower.T) if lower.nnz else sparse.csr_matrix(stored)
@@ -639,12 +673,16 @@ def _probe_points(
 # MPS files of the models agents write here are kilobytes to a few megabytes.
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 MODEL_SUFFIXES = (".mps", ".lp")
+MODEL_READ_SECONDS = 60.0
+# The reader's arrays: a model within MAX_MODEL_BYTES of text holds far fewer numbers than this.
+MAX_ARRAY_BYTES = 512 * 1024 * 1024
+READER = "read_model.py"
 
 
 def load_exported_model(
-    workspace: Workspace, folder: Path, solution: Solution, spec: ProblemSpec
-) -> tuple[Any, dict[int, tuple[str, tuple[str, ...]]]] | str:
-    """The model the optimizer exported, read by the host (through the safe door, into a private copy), and the
+    workspace: Workspace, folder: Path, solution: Solution, spec: ProblemSpec, sandbox: SubprocessSandbox
+) -> tuple[ModelRows, dict[int, tuple[str, tuple[str, ...]]]] | str:
+    """The model the optimizer exported (through the safe door, parsed apart: :func:`read_untrusted_model`), and the
     map of its columns to P*'s variables; a string says why there is none."""
     extra = solution.model_extra or {}
     name = extra.get("model_file")
@@ -663,13 +701,10 @@ def load_exported_model(
         return f"the model file {name} is missing"
     except OSError as exc:  # DoorRefused included: a symlink, a FIFO, too large
         return f"the model file {name} cannot be read: {exc}"
-    with tempfile.TemporaryDirectory(prefix="nemo-model-") as private:
-        copy = Path(private) / f"model{suffix}"
-        copy.write_bytes(data)
-        try:
-            model = read_model_file(copy)
-        except (ValueError, RuntimeError, OSError) as exc:
-            return f"the model file cannot be read: {exc}"
+    try:
+        model = read_untrusted_model(data, suffix, sandbox, timeout=MODEL_READ_SECONDS)
+    except (ValueError, RuntimeError, OSError) as exc:
+        return f"the model file cannot be read: {exc}"
     explicit = extra.get("columns") if isinstance(extra.get("columns"), dict) else {}
     mapping = column_map(model, spec, {str(k): str(v) for k, v in (explicit or {}).items()})
     if not mapping:

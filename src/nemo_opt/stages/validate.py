@@ -222,7 +222,7 @@ def _level(
     from nemo_opt.stages.tie import tie_check
 
     report.level = VerificationLevel.VERIFIED
-    loaded = load_exported_model(workspace, folder, solution, spec)
+    loaded = load_exported_model(workspace, folder, solution, spec, referee.sandbox)
     if isinstance(loaded, str):
         report.crosscheck = {"ran": False, "note": loaded}
         report.downgrade(VerificationLevel.OBJECTIVE_CHECKED, loaded)
