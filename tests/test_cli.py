@@ -63,7 +63,9 @@ def test_solve_then_show(tmp_path: Path) -> None:
     assert len(runs) == 1
     shown = nemo("show", runs[0].name[:15], home=tmp_path / "home")
     assert shown.returncode == 0, shown.stderr
-    assert "finishing_capacity" in shown.stdout and "round 1: passed" in shown.stdout
+    assert "finishing_capacity" in shown.stdout and "round 1: passed, verified" in shown.stdout
+    listed = nemo("runs", home=tmp_path / "home")
+    assert listed.returncode == 0 and "verified" in listed.stdout and "4100" in listed.stdout, listed.stdout
 
 
 def test_no_model_configured_explains_how(tmp_path: Path) -> None:

@@ -252,9 +252,10 @@ def _result_from(data: dict[str, Any], folder: Path) -> RunResult:
 def runs(ctx: click.Context, limit: int) -> None:
     """List recent runs."""
     settings = settings_from(ctx)
-    table = Table("run", "status", "verified", "objective", "title")
+    table = Table("run", "status", "verification", "objective", "title")
     for row in RunStore(settings.store_path).recent_runs(limit):
-        verified = {None: "-", 0: "no", 1: "yes"}[row["verified"]]
+        # Runs from before levels existed have only the verified flag.
+        verified = row.get("level") or {None: "-", 0: "unverified", 1: "verified"}[row["verified"]]
         objective = "-" if row["objective"] is None else f"{row['objective']:.10g}"
         status = row["status"] + (f" (resumed {row['resumes']}x)" if row.get("resumes") else "")
         table.add_row(row["id"], status, verified, objective, escape(row["title"][:60]))
