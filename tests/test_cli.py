@@ -103,3 +103,33 @@ def test_unreachable_server_ends_quickly_without_traceback(tmp_path: Path) -> No
     assert done.returncode == 4, done.stderr
     assert "127.0.0.1:9" in done.stderr and "Traceback" not in done.stderr
     assert "Everything produced so far is in" in done.stderr
+
+
+def test_sigterm_ends_the_run_as_interrupted_with_its_result(tmp_path: Path) -> None:
+    """A service manager's or batch system's SIGTERM must not leave a run 'running' without a result.json."""
+    import dataclasses
+    import json
+    import signal
+
+    from nemo_opt.store import RunStore
+
+    slow = dataclasses.replace(product_mix.EXTRACTION, delay=60.0)
+    with OpenAICompatServer(RoleRouter({EXTRACT: [slow]})) as server:
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+        env.update(NEMO_HOME=str(tmp_path / "home"), NEMO_LLM_CACHE="off", NEMO_EXTRACTIONS="1", NEMO_MEMORY="0")
+        command = [sys.executable, "-m", "nemo_opt", "solve", str(EXAMPLE)]
+        command += ["--model", f"openai-compatible:scripted@{server.url}"]
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        runs = tmp_path / "home" / "runs"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (runs.exists() and any(runs.glob("*/run.json"))):
+            time.sleep(0.2)
+        time.sleep(1.0)  # inside the extraction call
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    (folder,) = runs.iterdir()
+    result = json.loads((folder / "result.json").read_text())
+    assert result["status"] == "failed" and result["error_kind"] == "interrupted"
+    row = RunStore(tmp_path / "home" / "nemo.db").get_run(folder.name)
+    assert row is not None and row["status"] == "failed"

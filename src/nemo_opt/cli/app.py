@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -14,7 +15,7 @@ from nemo_opt import __version__
 from nemo_opt.exceptions import BadInput, NemoError, UserError
 from nemo_opt.settings import Settings, load_settings
 
-__all__ = ["EXIT_CODES", "cli", "console", "fail", "out", "settings_from"]
+__all__ = ["EXIT_CODES", "cli", "console", "fail", "out", "settings_from", "stop_on_sigterm"]
 
 EXIT_CODES = """Exit codes: 0 verified answer (the frozen simulator agrees, the exported model is tied to the answer
 and the feasible-region cross-check agrees); 6 objective-checked (the simulator agrees, the rest could not be
@@ -24,6 +25,16 @@ setting); 4 run failure (model service unreachable, agents out of budget, cost c
 
 console = Console(stderr=True)
 out = Console()
+
+
+def stop_on_sigterm() -> None:
+    """Let SIGTERM (a service manager, ``kill``, a batch system's time limit) end a run the way Ctrl-C does: the
+    run is finished as interrupted, with its result.json and store row, instead of dying mid-write."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def exit_code_for(exc: NemoError) -> int:

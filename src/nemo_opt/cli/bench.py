@@ -14,7 +14,7 @@ from nemo_opt.bench.datasets import expand_names, list_datasets
 from nemo_opt.bench.runner import BenchRunner, BenchSummary
 from nemo_opt.bench.scoring import PRESETS
 from nemo_opt.bench.store import BenchStore
-from nemo_opt.cli.app import cli, console, fail, out, settings_from
+from nemo_opt.cli.app import cli, console, fail, out, settings_from, stop_on_sigterm
 from nemo_opt.exceptions import BadInput, NemoError
 from nemo_opt.store import RunStore
 
@@ -70,6 +70,7 @@ def run(ctx: click.Context, /, names: tuple[str, ...], **options: Any) -> None:
         if not options["oracle"] and not settings.model_for("extract"):
             raise BadInput("No model configured for the benchmark run: pass --model (see `nemo-opt solve --help`).")
         runner = BenchRunner(settings)
+        stop_on_sigterm()
         ids = [i.strip() for i in options["ids"].split(",")] if options["ids"] else None
         summaries = []
         for name in expand_names(list(names), settings.benchmarks_dir):

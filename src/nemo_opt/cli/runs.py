@@ -11,7 +11,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from nemo_opt.cli.app import EXIT_CODES, cli, console, fail, out, settings_from
+from nemo_opt.cli.app import EXIT_CODES, cli, console, fail, out, settings_from, stop_on_sigterm
 from nemo_opt.exceptions import BadInput, NemoError
 from nemo_opt.fsutil import read_json
 from nemo_opt.pipeline import Pipeline
@@ -124,6 +124,7 @@ def solve(
         "max_cost_usd": flags["max_cost"],
         "run_max_seconds": flags["max_seconds"],
     }
+    stop_on_sigterm()
     try:
         settings = settings_from(ctx, **overrides)
         pipeline = Pipeline(settings, on_event=_Progress())
