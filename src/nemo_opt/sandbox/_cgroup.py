@@ -24,6 +24,7 @@ import os
 import signal
 import time
 import uuid
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Self
 
@@ -145,7 +146,7 @@ def _number(path: Path) -> int | None:
         return None
 
 
-class Cgroup:
+class Cgroup(ABC):
     """One command's cgroup directory: created before launch, joined by the launcher, emptied and removed after."""
 
     def __init__(self, path: Path) -> None:
@@ -163,9 +164,9 @@ class Cgroup:
             return None
         return group
 
+    @abstractmethod
     def limit(self, value: int) -> bool:
         """Set this controller's limit; whether it took."""
-        raise NotImplementedError
 
     @property
     def procs_file(self) -> str:
@@ -290,7 +291,7 @@ class CommandCgroups:
             pids, memory = PidsCgroup(path), MemoryCgroup(path)
             both = cls(pids if pids.limit(max_pids) else None, memory if memory.limit(memory_bytes) else None)
             if both.pids is None and both.memory is None:
-                Cgroup(path).remove()
+                pids.remove()  # the shared directory: either controller removes it
             return both
         return cls(PidsCgroup.made(pids_root, max_pids), MemoryCgroup.made(memory_root, memory_bytes))
 

@@ -54,10 +54,12 @@ __all__ = [
     "complete_point",
     "feasible_mask",
     "load_exported_model",
+    "lookup",
     "objective_at",
     "read_model_file",
     "read_untrusted_model",
     "rows_judge",
+    "solution_point",
     "solve_model",
 ]
 
@@ -712,12 +714,30 @@ def load_exported_model(
     return model, mapping
 
 
-def _lookup(values: Any, key: tuple[str, ...]) -> float | None:
+def lookup(values: Any, key: tuple[str, ...]) -> float | None:
+    """The finite number at ``key`` in a solution's nested variable values, or None."""
     for part in key:
         if not isinstance(values, dict) or part not in values:
             return None
         values = values[part]
-    return float(values) if isinstance(values, int | float) and not isinstance(values, bool) else None
+    if isinstance(values, bool) or not isinstance(values, int | float):
+        return None
+    try:
+        number = float(values)
+    except OverflowError:
+        return None
+    return number if np.isfinite(number) else None
+
+
+def solution_point(
+    model: ModelRows, mapping: dict[int, tuple[str, tuple[str, ...]]], variables: dict[str, Any]
+) -> npt.NDArray[np.float64]:
+    """The solution's values on the model's mapped columns (0 where a value is missing), unmapped columns 0."""
+    point = np.zeros(len(model.columns))
+    for column, (name, key) in mapping.items():
+        value = lookup(variables.get(name), key)
+        point[column] = value if value is not None else 0.0
+    return point
 
 
 Judge = Callable[[list[dict[str, Any]]], "list[SimVerdict] | str"]
@@ -754,10 +774,7 @@ def compare_regions(
                     variables=[_reference(name, key)],
                 )
             )
-    x_star = np.zeros(len(model.columns))
-    for column, (name, key) in mapping.items():
-        value = _lookup(variables.get(name), key)
-        x_star[column] = value if value is not None else 0.0
+    x_star = solution_point(model, mapping, variables)
     mapped = sorted(mapping)
     unmapped = np.ones(len(model.columns), dtype=bool)
     unmapped[mapped] = False

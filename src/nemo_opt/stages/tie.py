@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from nemo_opt.solution import Issue
-from nemo_opt.stages.crosscheck import ModelRows, complete_point, objective_at, solve_model
+from nemo_opt.stages.crosscheck import ModelRows, complete_point, lookup, objective_at, solve_model
 from nemo_opt.stages.validate import INTEGRALITY_TOL
 
 __all__ = ["MIP_GAP", "TieCheck", "tie_check"]
@@ -76,7 +76,7 @@ def tie_check(
 
     given: dict[int, float] = {}
     for column, (name, key) in mapping.items():
-        value = _lookup(variables.get(name), key)
+        value = lookup(variables.get(name), key)
         if value is not None:
             given[column] = value
     if not given:
@@ -177,14 +177,3 @@ def _violations(
         elif np.isfinite(low) and low - value > atol + rtol * abs(low):
             out.append(f"row {model.rows[i]} is {value:.10g}, below its limit {low:.10g}")
     return out
-
-
-def _lookup(values: Any, key: tuple[str, ...]) -> float | None:
-    for part in key:
-        if not isinstance(values, dict) or part not in values:
-            return None
-        values = values[part]
-    if isinstance(values, bool) or not isinstance(values, int | float):
-        return None
-    number = float(values)
-    return number if np.isfinite(number) else None

@@ -309,17 +309,11 @@ def _relax(
     time_limit: float,
 ) -> dict[str, Any]:
     """Relax what binds at x* and ask the frozen simulator about better optima (:mod:`nemo_opt.stages.relax`)."""
-    import numpy as np
 
-    from nemo_opt.stages.crosscheck import complete_point
+    from nemo_opt.stages.crosscheck import complete_point, solution_point
     from nemo_opt.stages.relax import relaxation_check
 
-    x = np.zeros(len(model.columns))
-    for column, (name, key) in mapping.items():
-        value: Any = solution.variables.get(name)
-        for part in key:
-            value = value.get(part) if isinstance(value, dict) else None
-        x[column] = float(value) if _is_number(value) else 0.0
+    x = solution_point(model, mapping, solution.variables)
     if len(mapping) < len(model.columns):
         completion = complete_point(model, x, sorted(mapping), atol=atol, rtol=rtol, time_limit=time_limit)
         if completion.status != "optimal" or completion.values is None:
