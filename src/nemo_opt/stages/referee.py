@@ -124,7 +124,7 @@ class Referee:
             if not simulator_files(name):
                 continue
             if kind != "file":
-                refused[name] = f"{kind}, not a regular file"
+                refused[name] = f"{'a directory' if kind == 'dir' else kind}, not a regular file"
                 continue
             try:
                 staged[f"simulator/{name}"] = door.read_bytes(
