@@ -133,3 +133,35 @@ def test_sigterm_ends_the_run_as_interrupted_with_its_result(tmp_path: Path) -> 
     assert result["status"] == "failed" and result["error_kind"] == "interrupted"
     row = RunStore(tmp_path / "home" / "nemo.db").get_run(folder.name)
     assert row is not None and row["status"] == "failed"
+
+
+def test_sigterm_during_the_agents_stops_them_at_their_next_model_call(tmp_path: Path) -> None:
+    """Agents in worker threads must not go on for their whole budget after the run was told to stop."""
+    import dataclasses
+    import json
+    import signal
+
+    def slow(replies: list) -> list:  # type: ignore[type-arg]
+        return [dataclasses.replace(r, delay=2.0) for r in replies]
+
+    looping = slow([dataclasses.replace(product_mix.OPTIMIZER[0]) for _ in range(40)])
+    router = RoleRouter({EXTRACT: [product_mix.EXTRACTION], SIMULATOR: slow(product_mix.SIMULATOR), OPTIMIZER: looping})
+    with OpenAICompatServer(router) as server:
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+        env.update(NEMO_HOME=str(tmp_path / "home"), NEMO_LLM_CACHE="off", NEMO_EXTRACTIONS="1", NEMO_MEMORY="0")
+        env.update(NEMO_AGENT_MAX_STEPS="40")
+        command = [sys.executable, "-m", "nemo_opt", "solve", str(EXAMPLE)]
+        command += ["--model", f"openai-compatible:scripted@{server.url}"]
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        runs = tmp_path / "home" / "runs"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any(runs.glob("*/trajectories/optimizer_1.json")):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        _, stderr = proc.communicate(timeout=60)
+        waited = time.monotonic() - started
+    # 40 replies of 2 s would keep the optimizer going for 80 s; it stops after the call in flight.
+    assert proc.returncode == 130 and waited < 30, (waited, stderr[-2000:])
+    (folder,) = runs.iterdir()
+    assert json.loads((folder / "result.json").read_text())["error_kind"] == "interrupted"

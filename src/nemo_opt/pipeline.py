@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -173,6 +174,8 @@ class Pipeline:
         self._llms: dict[str, LLM] = {}
         self._started = time.monotonic()
         self._run_id = ""
+        # Set on Ctrl-C or SIGTERM while agents work in other threads: none of them starts another model call.
+        self._interrupted = threading.Event()
 
     # --- helpers ----------------------------------------------------------------------------------------------
     def _model(self, stage: Any) -> LLM:
@@ -189,6 +192,8 @@ class Pipeline:
         return None if limit is None else limit - (time.monotonic() - self._started)
 
     def _check_deadline(self) -> None:
+        if self._interrupted.is_set():
+            raise RunFailure("the run was interrupted; no further model call is made")
         remaining = self._remaining_seconds()
         if remaining is not None and remaining <= 0:
             limit = self.settings.run_max_seconds
@@ -322,6 +327,7 @@ class Pipeline:
         resumes: int,
     ) -> RunResult:
         self._started, self._run_id = time.monotonic(), run_id
+        self._interrupted.clear()
         cache = ReplyCache(self.settings.cache_path) if self.settings.llm_cache != "off" else None
         accounting = Accounting()
         if resumes:
@@ -682,10 +688,15 @@ class Pipeline:
         ):
             sim_future = pool.submit(gate.run) if gate is not None and not gate.done.is_set() else None
             futures = [pool.submit(optimize, o) for o in pending]
-            for future in futures:
-                future.result()
-            if sim_future is not None:
-                sim_future.result()
+            try:
+                for future in futures:
+                    future.result()
+                if sim_future is not None:
+                    sim_future.result()
+            except KeyboardInterrupt:
+                # The pool waits for its threads on the way out: let them end at their next model call.
+                self._interrupted.set()
+                raise
             if gate is not None and isinstance(gate.error, CostCeilingReached | RunTimeLimitReached):
                 stops.append(gate.error)
             if stops:  # a run-level limit stopped the agents: the stage is not finished, a resume continues it
