@@ -12,8 +12,10 @@ import pytest
 from nemo_opt.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("NEMO_SHARED_DIR", REPO.parent / "shared"))
-BENCHMARKS = Path(os.environ.get("NEMO_BENCHMARKS_DIR", SHARED / "benchmarks"))
+# The benchmark data and the memory corpus are found where the product finds them: NEMO_BENCHMARKS_DIR and
+# NEMO_MEMORY_DIR (README, "Benchmarks"); the memory corpus defaults to the benchmarks folder's sibling ``memory``.
+BENCHMARKS = Path(os.environ.get("NEMO_BENCHMARKS_DIR", REPO.parent / "shared" / "benchmarks"))
+MEMORY = Path(os.environ.get("NEMO_MEMORY_DIR", BENCHMARKS.parent / "memory"))
 
 # Variables that could point a test at a real service or leak a real key into it.
 _REAL_SERVICE_VARS = (

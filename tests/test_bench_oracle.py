@@ -14,7 +14,7 @@ from nemo_opt.bench.oracle import Reference, parse_objective, reference_programs
 from nemo_opt.bench.scoring import is_correct
 from nemo_opt.bench.store import ItemResult
 from nemo_opt.settings import Settings, load_settings
-from tests.conftest import BENCHMARKS, SHARED
+from tests.conftest import BENCHMARKS, MEMORY
 
 # --- outputs in the styles of the corpus' programs (solver logs as the installed solvers print them) -----------
 
@@ -446,7 +446,7 @@ def test_reference_programs_order_and_matching(tmp_path: Path) -> None:
 def test_first_optibench_references_reproduce_their_gold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if not (BENCHMARKS / "optibench.jsonl").exists():
         pytest.skip(f"OptiBench data not found at {BENCHMARKS} (set NEMO_BENCHMARKS_DIR to the shared benchmarks)")
-    memory = SHARED / "memory"
+    memory = MEMORY
     settings = _settings(tmp_path, memory_dir=memory if memory.is_dir() else None)
     items = load_dataset("optibench", BENCHMARKS).items[:10]
     with ThreadPoolExecutor(max_workers=4) as pool:

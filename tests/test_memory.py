@@ -15,9 +15,8 @@ from nemo_opt.exceptions import BadInput
 from nemo_opt.memory import Exemplar, LeakGuard, MemoryStore, diverse_select, memory_note, write_exemplars
 from nemo_opt.memory.retrieval import jaccard_3gram, word_3grams
 from nemo_opt.workspace import Workspace
-from tests.conftest import SHARED
+from tests.conftest import BENCHMARKS, MEMORY
 
-MEMORY = SHARED / "memory"
 TRANSPORT = (
     "A company ships goods from {a} warehouses to {b} stores. Warehouse supplies are {s} units and store demands "
     "are {d} units. Shipping costs depend on the route. Find the cheapest shipping plan that meets all demands."
@@ -155,14 +154,15 @@ def test_leak_guard_rules() -> None:
     assert jaccard_3gram(word_3grams("a b c d"), word_3grams("a b c d")) == 1.0
 
 
-@pytest.mark.skipif(not (MEMORY / "bench_optibench_eopt.jsonl").exists(), reason=f"shared memory not found at {MEMORY}")
+@pytest.mark.skipif(
+    not (MEMORY / "bench_optibench_eopt.jsonl").exists(),
+    reason=f"memory corpus not found at {MEMORY} (set NEMO_MEMORY_DIR)",
+)
 def test_solving_a_benchmark_item_never_retrieves_its_own_solution(tmp_path: Path) -> None:
     store = MemoryStore(tmp_path / "memory.db", LexicalEmbedder())
     store.import_jsonl(MEMORY / "bench_optibench_eopt.jsonl")
     store.import_jsonl(MEMORY / "logior.jsonl")
-    item = next(
-        json.loads(line) for line in (SHARED / "benchmarks" / "optibench.jsonl").open() if '"optibench-0126"' in line
-    )
+    item = next(json.loads(line) for line in (BENCHMARKS / "optibench.jsonl").open() if '"optibench-0126"' in line)
     unguarded, _ = store.search(item["question"], k=3, pool=20, lam=0.5)
     assert "optibench-0126" in unguarded[0].exemplar.tags.get("near_dup_benchmark_ids", [])  # the leak is real
     guard = LeakGuard(item_id="optibench-0126", text=item["question"])
@@ -176,9 +176,9 @@ def test_solving_a_benchmark_item_never_retrieves_its_own_solution(tmp_path: Pat
 
 
 def _recall_task() -> tuple[list[str], list[str], dict[int, set[int]]]:
-    bench = SHARED / "benchmarks"
+    bench = BENCHMARKS
     if not (bench / "nl4opt.jsonl").exists():
-        pytest.skip(f"benchmark data not found at {bench}")
+        pytest.skip(f"benchmark data not found at {bench} (set NEMO_BENCHMARKS_DIR)")
     queries = [json.loads(line)["question"] for line in (bench / "nl4opt.jsonl").open()]
     corpus = [json.loads(line)["question"] for line in (bench / "nlp4lp.jsonl").open()]
     return queries, corpus, counterpart_pairs(queries, corpus)
