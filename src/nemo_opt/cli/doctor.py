@@ -22,33 +22,21 @@ from nemo_opt.llm.registry import resolve_endpoint
 from nemo_opt.sandbox import bwrap_problem, sandbox_from_settings
 from nemo_opt.sandbox.hostile import CASES, CaseResult, case_names, known_gap, run_suite, suite_limits
 from nemo_opt.settings import Settings
-from nemo_opt.solvers.canonical import CanonicalModel, Row, Variable, solve
+from nemo_opt.solvers.canonical import SMOKE_OPTIMUM, smoke
 from nemo_opt.solvers.registry import SOLVERS
 
 __all__ = ["doctor"]
 
-# max x + y  s.t.  x + 2y <= 4,  3x + y <= 6  ->  x = 8/5, y = 6/5, objective 14/5 (a smoke test per solver).
-_SMOKE = CanonicalModel(
-    variables=[Variable("x"), Variable("y")],
-    rows=[Row("a", {"x": 1, "y": 2}, ub=4), Row("b", {"x": 3, "y": 1}, ub=6)],
-    objective={"x": 1, "y": 1},
-    sense="max",
-)
-_SMOKE_OPTIMUM = 14 / 5
 
-
-def _solver_rows(smoke: bool) -> list[tuple[str, ...]]:
+def _solver_rows(run_smoke: bool) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for backend in SOLVERS:
         available = backend.is_available()
         check = "-"
-        if available and smoke:
-            if backend.supports(_SMOKE.problem_class):
-                run = solve(backend.name, _SMOKE, time_limit=20)
-                ok = run.objective is not None and math.isclose(run.objective, _SMOKE_OPTIMUM, rel_tol=1e-6)
-                check = f"ok ({run.seconds * 1000:.0f} ms)" if ok else f"FAILED: {run.status.value} {run.message[:60]}"
-            else:
-                check = "n/a (no LP)"
+        if available and run_smoke:
+            run = smoke(backend.name, time_limit=20)  # a tiny model with a known optimum of 2
+            ok = run.objective is not None and math.isclose(run.objective, SMOKE_OPTIMUM, rel_tol=1e-6)
+            check = f"ok ({run.seconds * 1000:.0f} ms)" if ok else f"FAILED: {run.status.value} {run.message[:60]}"
         rows.append(
             (
                 backend.name,
@@ -170,7 +158,7 @@ def doctor(
             fail(exc)
         sys.exit(code)
     table = Table("solver", "library", "installed", "version", "classes", "exports model", "licence limits", "test")
-    for row in _solver_rows(smoke=not no_smoke):
+    for row in _solver_rows(run_smoke=not no_smoke):
         table.add_row(*(escape(cell) for cell in row))
     out.print(table)
     problem = bwrap_problem()

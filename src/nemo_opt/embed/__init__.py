@@ -16,7 +16,7 @@ import logging
 import threading
 import warnings
 
-from nemo_opt.embed.base import Embedder, Vectors, cosine_matrix, unit_rows
+from nemo_opt.embed.base import Embedder, Vectors, unit_rows
 from nemo_opt.embed.cache import CachedEmbedder
 from nemo_opt.embed.lexical import LexicalEmbedder
 from nemo_opt.embed.minilm import MiniLMEmbedder, find_model_dir
@@ -30,7 +30,6 @@ __all__ = [
     "LexicalEmbedder",
     "MiniLMEmbedder",
     "Vectors",
-    "cosine_matrix",
     "make_embedder",
     "unit_rows",
 ]

@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Embedder", "Vectors", "cosine_matrix", "unit_rows"]
+__all__ = ["Embedder", "Vectors", "unit_rows"]
 
 Vectors = npt.NDArray[np.float32]
 
@@ -34,8 +34,3 @@ def unit_rows(matrix: npt.ArrayLike) -> Vectors:
     norms = np.linalg.norm(data, axis=1, keepdims=True)
     scaled: Vectors = (data / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
     return scaled
-
-
-def cosine_matrix(a: Vectors, b: Vectors) -> npt.NDArray[np.float32]:
-    """Pairwise cosine similarity of unit rows."""
-    return np.asarray(a @ b.T, dtype=np.float32)

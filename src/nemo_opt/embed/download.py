@@ -7,7 +7,6 @@ interrupted or corrupted download never leaves a usable-looking model behind.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import tempfile
 import urllib.error
 import urllib.request
@@ -58,12 +57,4 @@ def download_minilm(
         if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == expected[name]:
             continue
         _fetch(f"{base_url.rstrip('/')}/{name}", path, expected[name], timeout)
-    return target
-
-
-def copy_model(source: Path, target: Path) -> Path:
-    """Copy the model files from another folder (e.g. a mounted share) into ``target``."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name in MODEL_FILES:
-        shutil.copyfile(source / name, target / name)
     return target

@@ -106,7 +106,7 @@ class MiniLMEmbedder:
         try:
             from tokenizers import Tokenizer
         except ImportError as exc:
-            raise MissingExtra("tokenizers", "embed", "The local MiniLM embedder") from exc
+            raise MissingExtra("tokenizers", "", "The local MiniLM embedder") from exc
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
         self.heads = int(config["num_attention_heads"])
         self.layers = int(config["num_hidden_layers"])

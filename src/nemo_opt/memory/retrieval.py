@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from nemo_opt.bench.datasets import BENCHMARKS
+
 __all__ = ["LEAK_FAMILIES", "LeakGuard", "diverse_select", "jaccard_3gram", "word_3grams"]
 
 # Benchmarks whose problems appear in each other (see the shared benchmarks' SOURCES.md).
@@ -40,23 +42,10 @@ def jaccard_3gram(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:
     return len(a & b) / len(a | b)
 
 
-KNOWN_BENCHMARKS = (
-    "nl4opt",
-    "nlp4lp",
-    "mamo_easy",
-    "mamo_complex",
-    "industryor",
-    "optibench",
-    "optmath_bench",
-    "complexor",
-    "bwor",
-)
-
-
 def _benchmark_of(item_id: str) -> str:
     """``nl4opt_curated-0003`` -> ``nl4opt``; ``mamo_complex-0007`` -> ``mamo_complex``."""
     base = item_id.rsplit("-", 1)[0]
-    for name in sorted(KNOWN_BENCHMARKS, key=len, reverse=True):
+    for name in sorted(BENCHMARKS, key=len, reverse=True):
         if base.startswith(name):
             return name
     return base

@@ -20,7 +20,7 @@ from nemo_opt.solvers.backends.gurobi import size_limit_message
 from nemo_opt.solvers.registry import get_solver
 from nemo_opt.solvers.status import normalize_status
 
-__all__ = ["CanonicalModel", "Row", "SolverRun", "Variable", "smoke", "smoke_models", "solve"]
+__all__ = ["SMOKE_OPTIMUM", "CanonicalModel", "Row", "SolverRun", "Variable", "smoke", "smoke_models", "solve"]
 
 Sense = Literal["min", "max"]
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -166,6 +166,9 @@ def solve(backend_name: str, model: CanonicalModel, time_limit: float = 60.0) ->
     if not status.has_solution or objective is None or not math.isfinite(objective):
         return SolverRun(status, None, {}, raw_text, seconds, "", backend.name)
     return SolverRun(status, objective, values, raw_text, seconds, "", backend.name)
+
+
+SMOKE_OPTIMUM = 2.0  # of both smoke models
 
 
 def smoke_models() -> tuple[CanonicalModel, CanonicalModel]:
