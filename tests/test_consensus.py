@@ -77,3 +77,39 @@ def test_higher_verification_levels_are_preferred() -> None:
     assert result.level is VerificationLevel.VERIFIED and result.objective == 100.0 and result.cluster == ["v"]
     result = decide([_o("u1", "optimal", 80.0), _o("u2", "optimal", 80.0), checked], *TOL)
     assert result.level is VerificationLevel.OBJECTIVE_CHECKED and result.objective == 90.0 and not result.verified
+
+
+def test_a_verified_optimum_outvotes_unchecked_infeasible_claims() -> None:
+    # Two optimizers say "infeasible" (nothing checks that claim); one found a plan the frozen simulator accepted.
+    outcomes = [_o("a", "infeasible"), _o("b", "infeasible"), _o("c", "optimal", 12.0, verified=True)]
+    result = decide(outcomes, *TOL)
+    assert result.status is SolveStatus.OPTIMAL and result.objective == 12.0 and result.verified
+    assert result.votes == {"infeasible": 2, "optimal": 1}
+    assert result.weighted_votes == {"optimal": {"verified": 1}, "infeasible": {"unverified": 2}}
+    # Without a verified vote, the count decides (then the status order).
+    assert decide([_o("a", "infeasible"), _o("b", "infeasible"), _o("c", "optimal", 12.0)], *TOL).status is (
+        SolveStatus.INFEASIBLE
+    )
+
+
+def test_clusters_do_not_chain_from_neighbour_to_neighbour() -> None:
+    # Each step is within the tolerance (atol 1) of the next, but 100 and 102.7 are not within it of each other.
+    values = [100.0, 100.9, 101.8, 102.7]
+    outcomes = [_o(f"o{i}", "optimal", v) for i, v in enumerate(values)]
+    for i, outcome in enumerate(outcomes):
+        outcome.index = i + 1
+    result = decide(outcomes, 1.0, 0.0)
+    assert len(result.cluster) == 3, "single linkage would have put all four in one cluster"
+    assert sorted(result.cluster) == ["o0", "o1", "o2"] and result.objective == 100.9
+
+
+def test_the_answer_of_an_even_cluster_is_a_members_value_not_an_average() -> None:
+    result = decide([_o("a", "optimal", 10.0), _o("b", "optimal", 10.5)], 1.0, 0.0)
+    assert sorted(result.cluster) == ["a", "b"] and result.objective in (10.0, 10.5)
+    assert result.chosen is not None and result.objective == result.chosen.objective
+
+
+def test_the_tolerance_is_relative_to_each_centre() -> None:
+    # rtol 1e-3 around 1000 is 1.0: 1000.9 agrees with 1000, 1002 does not.
+    result = decide([_o("a", "optimal", 1000.0), _o("b", "optimal", 1000.9), _o("c", "optimal", 1002.0)], 0.0, 1e-3)
+    assert sorted(result.cluster) == ["a", "b"] and result.objective == 1000.0

@@ -204,12 +204,25 @@ def test_stability_suite_end_to_end(settings: Settings, shared_embed_cache: Path
     def requests_with(marker: str) -> list[str]:
         return [json.dumps(r["messages"]) for r in server.chat_requests if marker in json.dumps(r["messages"][0])]
 
+    # Memory reaches the extractor, the simulator and the optimizers; the judge sees the problem text alone.
+    extraction_requests = requests_with(EXTRACT)
+    assert extraction_requests and all("Solved examples of similar problems" in r for r in extraction_requests)
     (judge_request,) = requests_with(JUDGE)
     assert "tables and chairs" in judge_request and "Solved examples" not in judge_request
     assert not any(f"memory/ex_{i}" in judge_request for i in (1, 2, 3))
-    optimizer_request = requests_with("optimizers/opt_2")[0]
-    assert "## Solved examples" in optimizer_request and "../../memory/ex_1.py" in optimizer_request
-    assert not any("Solved examples" in r for r in requests_with(SIMULATOR))
+    assert "Its model:" not in judge_request
+    assert all("## Solved examples" in r and "memory/ex_1.py" in r for r in requests_with(SIMULATOR))
+    # The optimizers differ for a reason: optimizer 1 greedy with every example, optimizer 2 sampled with its
+    # own subset (example 1 left out) and the next capable solver.
+    first_request = requests_with("optimizers/opt_1")[0]
+    second_request = requests_with("optimizers/opt_2")[0]
+    assert all(f"../../memory/ex_{i}.py" in first_request for i in (1, 2, 3))
+    assert "../../memory/ex_1.py" not in second_request and "../../memory/ex_2.py" in second_request
+    temperatures = {
+        marker: {r.get("temperature", 0.0) for r in server.chat_requests if marker in json.dumps(r["messages"][0])}
+        for marker in ("optimizers/opt_1", "optimizers/opt_2")
+    }
+    assert temperatures == {"optimizers/opt_1": {0.0}, "optimizers/opt_2": {settings.agent_temperature}}
 
 
 def test_cross_check_catches_a_dropped_non_binding_constraint_and_the_repair_fixes_it(settings: Settings) -> None:

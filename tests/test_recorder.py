@@ -27,8 +27,9 @@ def _setup(tmp_path: Path, replies: list[Reply], name: str = "scripted:test", **
 
 def test_temperature_zero_replies_come_from_the_cache(tmp_path: Path) -> None:
     recorded, llm, store = _setup(tmp_path, [Reply(text="hi")])
-    first = recorded.complete(HELLO, template=("extract", "1"))
-    second = recorded.complete(HELLO, template=("extract", "1"))
+    labelled = recorded.with_template(("extract", "1"))
+    first = labelled.complete(HELLO)
+    second = labelled.complete(HELLO)
     assert first.first.text == second.first.text == "hi"
     assert len(llm.requests) == 1 and second.cached
     calls = store.llm_calls("run")

@@ -163,7 +163,12 @@ def test_resume_after_extract_does_not_extract_again(settings: Settings) -> None
     assert result.status == "optimal" and result.objective == pytest.approx(product_mix.EXPECTED_OBJECTIVE)
     assert mtimes(folder, list(before)) == before
     assert any(e.stage == "extract" and "loaded from the run folder" in e.message for e in events)
-    assert [s["status"] for s in result.stages][:2] == ["loaded", "finished"]  # extract loaded, recommend ran
+    # memory (off) and extract loaded, recommend ran
+    assert [(s["stage"], s["status"]) for s in result.stages][:3] == [
+        ("memory", "loaded"),
+        ("extract", "loaded"),
+        ("recommend", "finished"),
+    ]
     row = RunStore(settings.store_path).get_run("killed-run")
     assert row is not None and row["resumes"] == 1 and row["status"] == "optimal"
     assert json.loads((folder / "result.json").read_text())["resumes"] == 1

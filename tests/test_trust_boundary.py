@@ -21,7 +21,8 @@ from nemo_opt.sandbox import bwrap_available, make_sandbox
 from nemo_opt.sandbox.base import Limits
 from nemo_opt.settings import Settings
 from nemo_opt.spec import ProblemSpec, data_from_spec
-from nemo_opt.stages.optimize import accept_optimizer
+from nemo_opt.stages.agents import final_referee_check
+from nemo_opt.stages.optimize import Checks, Judging, accept_optimizer
 from nemo_opt.stages.referee import Referee
 from nemo_opt.stages.simulate import accept_simulator
 from nemo_opt.stages.validate import validate
@@ -286,7 +287,7 @@ def test_an_unexpected_error_still_ends_the_run_cleanly(settings: Settings, monk
     def broken(*args: object, **kwargs: object) -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr("nemo_opt.pipeline.decide", broken)
+    monkeypatch.setattr("nemo_opt.stages.consensus.decide", broken)
     result, _ = _solve(settings, _write_and_submit(product_mix.RIGHT_MODEL))
     assert result.error_kind == "internal" and result.exit_code == 4
     assert "RecursionError" in (result.error or "")
@@ -329,8 +330,7 @@ def test_a_repaired_simulator_is_a_new_version_and_earlier_passes_are_judged_aga
     )
     ws.write_text("simulator/simulator.py", stricter)
     assert accept_simulator(referee, SPEC).ok and referee.current is not None and referee.current.number == 2
-    checks = {"atol": 1e-6, "rtol": 1e-6, "probes": 0, "time_limit": 60.0}
-    Pipeline(settings)._final_referee_check([outcome], SPEC, ws, referee, checks)
+    final_referee_check([outcome], Judging(SPEC, ws, referee, None, Checks(1e-6, 1e-6, 0, 60.0), 0))
     assert outcome.reports[-1].referee_version == 2 and not outcome.reports[-1].passed
     assert outcome.level.value == "unverified" and "table_orders" in outcome.reports[-1].render()
     record = json.loads((ws.root / ".nemo" / "referee" / "referee.json").read_text())
@@ -353,8 +353,7 @@ def test_no_answer_is_verified_when_the_frozen_tests_fail_again(
     from nemo_opt.stages.referee import RefereeVersion
 
     referee.current = RefereeVersion(1, files)
-    checks = {"atol": 1e-6, "rtol": 1e-6, "probes": 0, "time_limit": 60.0}
-    Pipeline(settings)._final_referee_check([outcome], SPEC, ws, referee, checks)
+    final_referee_check([outcome], Judging(SPEC, ws, referee, None, Checks(1e-6, 1e-6, 0, 60.0), 0))
     assert outcome.level.value == "unverified" and "no longer pass" in outcome.level_reason
 
 

@@ -1,6 +1,6 @@
 """Every exception nemo-opt raises, in one place.
 
-The tree::
+The tree (``tests/test_exceptions.py`` checks that this drawing and the classes agree)::
 
     NemoError
     ├── UserError                  the caller can fix it; the message says how
@@ -13,9 +13,12 @@ The tree::
     │   │   ├── LLMUnavailable     connection refused, timeouts, 5xx / 429 past the retry budget
     │   │   ├── LLMRejected        4xx the service will not retry (bad key, unknown model, bad request)
     │   │   └── LLMBadResponse     a reply that cannot be used (no choices, unparseable body)
+    │   │       └── UnusableReply  raised inside a backend for one reply; retried like a dropped connection
     │   ├── CostCeilingReached     the next call would exceed the run's cost ceiling
+    │   ├── RunTimeLimitReached    the run's wall-clock limit passed; no further model call starts
+    │   ├── Interrupted            Ctrl-C or SIGTERM: no further model call starts
     │   ├── ExtractionFailed       no usable problem specification came out of the extractor
-    │   ├── AgentFailed            a coding agent ended without an accepted submission
+    │   ├── AgentFailed            no optimizer agent ended with an accepted model
     │   └── SandboxError           the sandbox itself could not run a command (not: the command failed)
     ├── DoorRefused                a file an agent wrote cannot be used safely (a symlink, a FIFO, too large,
     │                              nested too deeply, outside the caller's folder); also an OSError, so file
@@ -25,6 +28,9 @@ The tree::
         ├── Submitted              the agent asked to finish and the task accepted it
         ├── LimitsExceeded         step, token or wall-clock budget used up
         └── FormatError            a reply the loop could not act on (no/many bash blocks, bad tool call)
+
+Each class carries ``category``: the failure category a benchmark report files a run under, so reports sort
+failures by type, never by searching message text.
 
 Third-party errors (openai, anthropic, subprocess, sqlite) are translated at the boundary that calls them,
 with ``raise ... from``, so callers only ever catch these classes.
@@ -41,6 +47,7 @@ __all__ = [
     "DoorRefused",
     "ExtractionFailed",
     "FormatError",
+    "Interrupted",
     "LLMBadResponse",
     "LLMError",
     "LLMRejected",
@@ -51,17 +58,24 @@ __all__ = [
     "NemoError",
     "RunFailure",
     "SandboxError",
+    "RunTimeLimitReached",
     "Submitted",
+    "UnusableReply",
     "UserError",
+    "failure_category",
 ]
 
 
 class NemoError(Exception):
     """Base of every error nemo-opt raises."""
 
+    category = "execution"
+
 
 class UserError(NemoError):
     """A mistake the caller can fix; the message says what to do."""
+
+    category = "config"
 
 
 class ConfigError(UserError):
@@ -76,16 +90,18 @@ class MissingExtra(UserError):
     """An optional dependency is needed but not installed."""
 
     def __init__(self, package: str, extra: str, purpose: str) -> None:
-        super().__init__(
-            f"{purpose} needs the '{package}' package, which is not installed. "
-            f"Install it with: pip install 'nemo-opt[{extra}]'"
-        )
+        """``extra``: the optional-dependency group that installs ``package`` ("" for a core dependency that is
+        missing from a broken install)."""
+        install = f"pip install 'nemo-opt[{extra}]'" if extra else f"pip install '{package}' (a core dependency)"
+        super().__init__(f"{purpose} needs the '{package}' package, which is not installed. Install it with: {install}")
         self.package = package
         self.extra = extra
 
 
 class BadInput(UserError):
     """The problem description or another input cannot be used as given."""
+
+    category = "bad input"
 
 
 class RunFailure(NemoError):
@@ -94,6 +110,8 @@ class RunFailure(NemoError):
 
 class LLMError(RunFailure):
     """The model service failed."""
+
+    category = "model service"
 
 
 class LLMUnavailable(LLMError):
@@ -108,16 +126,36 @@ class LLMBadResponse(LLMError):
     """The model service answered with something that cannot be used."""
 
 
+class UnusableReply(LLMBadResponse):
+    """One reply a backend cannot use (no choices, wrong shape); the retry policy retries it."""
+
+
 class CostCeilingReached(RunFailure):
     """The run's cost ceiling would be exceeded by the next model call."""
+
+    category = "cost"
 
 
 class ExtractionFailed(RunFailure):
     """No usable problem specification could be extracted from the description."""
 
+    category = "extraction"
+
+
+class RunTimeLimitReached(RunFailure):
+    """The run used up its wall-clock limit (``run_max_seconds``); no further model call is made."""
+
+    category = "timeout"
+
+
+class Interrupted(RunFailure):
+    """The run was interrupted (Ctrl-C or SIGTERM); no further model call is made."""
+
+    category = "interrupted"
+
 
 class AgentFailed(RunFailure):
-    """A coding agent ended without an accepted submission."""
+    """No optimizer agent ended with an accepted model (the message says what each one did)."""
 
 
 class SandboxError(RunFailure):
@@ -128,7 +166,7 @@ class DoorRefused(NemoError, OSError):
     """A workspace file was refused by the safe door (:mod:`nemo_opt.door`); the message names it and why."""
 
 
-class AgentControl(Exception):
+class AgentControl(NemoError):
     """Control flow inside the agent loop. Caught by the loop; never escapes it."""
 
 
@@ -151,3 +189,10 @@ class LimitsExceeded(AgentControl):
 
 class FormatError(AgentControl):
     """The model's reply could not be acted on; the message is sent back to the model."""
+
+
+def failure_category(exc: BaseException) -> str:
+    """The benchmark failure category of ``exc`` (``crash`` for anything that is not a :class:`NemoError`)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return Interrupted.category
+    return exc.category if isinstance(exc, NemoError) else "crash"

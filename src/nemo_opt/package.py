@@ -18,14 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from nemo_opt import door
+from nemo_opt.exceptions import AgentFailed, BadInput, RunFailure
 from nemo_opt.fsutil import to_jsonable
 from nemo_opt.harness import harness_source
+from nemo_opt.memory import open_memory
+from nemo_opt.memory.growth import exemplar_from_package
 from nemo_opt.solution import SolveStatus, VerificationLevel
 from nemo_opt.spec import ProblemSpec, VarType
+from nemo_opt.stages.base import BaseStage, RunContext
 from nemo_opt.stages.referee import RefereeVersion
 from nemo_opt.workspace import Workspace
 
-__all__ = ["build_package", "render_formulation", "render_report_md"]
+__all__ = ["PackageStage", "build_package", "check_package_target", "render_formulation", "render_report_md"]
 
 _TEST_MODEL = '''"""Re-solve the packaged model and check its answer with the packaged simulator.
 
@@ -212,3 +216,102 @@ def build_package(
     door.write_json(target, "report.json", to_jsonable(report))
     door.write_text(target, "report.md", render_report_md(report))
     return target
+
+
+# Settings shown in the report (what a reader needs to know how the answer was reached).
+REPORT_SETTINGS = ("model", "extractions", "optimizers", "repair_rounds", "atol", "rtol", "agent_protocol", "sandbox")
+
+
+class PackageStage(BaseStage):
+    """The chosen optimizer's accepted snapshot -> the package folder (``--out``, default ``package/``).
+
+    The package is built in a sibling folder and moved into place, so a kill never leaves half of one. A
+    verified run then becomes an example in memory when ``memory_grow`` is on."""
+
+    name = "package"
+    needs_model = False
+
+    def inputs(self, ctx: RunContext) -> list[Path]:
+        return [ctx.workspace.root / "consensus.json"]
+
+    def load(self, ctx: RunContext) -> bool:
+        if not (ctx.package_dir / "report.json").exists():
+            return False
+        ctx.result.package = ctx.package_dir
+        return True
+
+    def run(self, ctx: RunContext, detail: dict[str, Any]) -> None:
+        consensus = ctx.need_consensus()
+        chosen = consensus.chosen
+        if chosen is None or chosen.final_snapshot is None:
+            stopped = next((o for o in ctx.outcomes if o.fatal), None)
+            if stopped is not None:  # what stopped the optimizers (the model service, a budget) is the run's failure
+                failure = RunFailure(stopped.fatal)
+                failure.category = stopped.fatal_category or failure.category
+                raise failure
+            notes = "; ".join(f"{o.name}: {o.note}" for o in ctx.outcomes)
+            raise AgentFailed(f"No optimizer produced an accepted model ({notes}).")
+        target = ctx.package_dir
+        staging = target.with_name(f".{target.name}.partial")
+        if staging.exists():
+            shutil.rmtree(staging)
+        build_package(
+            ctx.workspace,
+            ctx.need_spec(),
+            chosen.final_snapshot,
+            staging,
+            referee=ctx.need_referee().current,
+            status=consensus.status,
+            objective=consensus.objective,
+            level=consensus.level,
+            atol=ctx.settings.atol,
+            rtol=ctx.settings.rtol,
+            report=_report(ctx),
+        )
+        if target.exists():
+            shutil.rmtree(target)
+        staging.replace(target)
+        ctx.result.package = target
+        detail["message"] = str(target)
+        # Only top-level results become examples: memory must not learn from an answer that was not fully checked.
+        if ctx.settings.memory_grow and ctx.result.verified:
+            exemplar = exemplar_from_package(ctx.run_id, ctx.problem, target, ctx.result.objective, chosen.solver)
+            added = open_memory(ctx.settings).add_many([exemplar]).added
+            ctx.emit("memory", "info", "run added to memory" if added else "already in memory")
+
+
+def _report(ctx: RunContext) -> dict[str, Any]:
+    result, consensus, accounting = ctx.result, ctx.need_consensus(), ctx.recorder.accounting
+    return {
+        "run_id": result.run_id,
+        "result": {
+            "status": result.status,
+            "objective": result.objective,
+            "verified": result.verified,
+            "level": consensus.level.value,
+            "level_reason": consensus.level_reason,
+            "pass_at_1": result.pass_at_1,
+            "chosen_optimizer": consensus.chosen.name if consensus.chosen else None,
+            "votes": consensus.votes,
+            "weighted_votes": consensus.weighted_votes,
+        },
+        "recommendation": to_jsonable(ctx.recommendation),
+        "stages": [{"stage": t.stage, "status": t.status, "seconds": round(t.seconds, 3)} for t in ctx.timings],
+        "optimizers": result.optimizers,
+        "usage": accounting.summary(),
+        "llm": ctx.store.llm_totals(result.run_id),
+        "seconds": sum(t.seconds for t in ctx.timings if t.stage in {"extract", "recommend", "agents", "consensus"}),
+        "llm_wait_seconds": accounting.wait_seconds(),
+        "settings": {k: getattr(ctx.settings, k) for k in REPORT_SETTINGS},
+        "workspace": str(ctx.workspace.root),
+    }
+
+
+def check_package_target(target: Path | None) -> None:
+    """Refuse an ``--out`` that is a file, or a non-empty folder that is not a package (it would be replaced)."""
+    if target is None or not target.exists():
+        return
+    if not target.is_dir():
+        raise BadInput(f"--out {target} exists and is not a folder. Choose a new folder name.")
+    if any(target.iterdir()) and not (target / "report.json").exists():
+        raise BadInput(f"--out {target} is a non-empty folder that is not a nemo-opt package; choose another.")

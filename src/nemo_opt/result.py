@@ -59,7 +59,37 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     error_kind: ErrorKind | None = None
+    # The failure category of what stopped the run, from its exception type (see nemo_opt.exceptions).
+    error_category: str | None = None
     resumes: int = 0  # how many times the run was resumed after a kill or a stop
+
+    def record_failure(self, exc: BaseException, message: str) -> None:
+        """What stopped the run: its message, its kind (which decides the exit code) and its failure category."""
+        from nemo_opt.exceptions import (  # the exception tree imports nothing of the result: no cycle either way
+            BadInput,
+            CostCeilingReached,
+            NemoError,
+            RunTimeLimitReached,
+            UserError,
+            failure_category,
+        )
+
+        self.status, self.error, self.error_category = "failed", message, failure_category(exc)
+        if isinstance(exc, KeyboardInterrupt):
+            self.error_kind = "interrupted"
+        elif isinstance(exc, UserError):
+            self.error_kind = "bad_input" if isinstance(exc, BadInput) else "config"
+        elif isinstance(exc, NemoError):
+            self.error_kind = "run_failure"
+            if isinstance(exc, CostCeilingReached | RunTimeLimitReached):
+                resume = f"nemo-opt solve --resume {self.run_id}"
+                self.error = f"{exc} Everything so far is kept in {self.folder}; continue it with: {resume}"
+        else:  # a defect, or agent output no check foresaw
+            self.error_kind = "internal"
+            self.error = (
+                f"internal error: {type(exc).__name__}: {exc}. Everything so far is kept in {self.folder}; "
+                "please report this with the run folder."
+            )
 
     @property
     def exit_code(self) -> int:

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nemo_opt.exceptions import ConfigError
 
-__all__ = ["Settings", "config_path", "load_settings"]
+__all__ = ["MODEL_SETTINGS", "SHAPE_SETTINGS", "Settings", "config_path", "load_settings"]
 
 ENV_PREFIX = "NEMO_"
 # NEMO_* variables that are not settings fields (so they are not mistaken for typos).
@@ -92,7 +92,14 @@ class Settings(BaseModel):
     embed_cache: Path | None = Field(
         None, description="Embedding cache file (default: $NEMO_HOME/cache/embeddings.db)."
     )
-    memory: bool = Field(True, description="Give the optimizer agents retrieved solved examples (off: ablation).")
+    memory: bool = Field(True, description="Retrieve solved examples for the run at all (off: ablation).")
+    memory_extract: bool = Field(
+        True, description="Show the extractor the retrieved examples (the judge never sees them; off: ablation)."
+    )
+    memory_simulator: bool = Field(True, description="Give the simulator agent the retrieved examples (off: ablation).")
+    memory_optimizers: bool = Field(
+        True, description="Give the optimizer agents the retrieved examples as runnable files (off: ablation)."
+    )
     memory_pool: int = Field(20, ge=1, description="Retrieval pool size m (most similar exemplars by cosine).")
     memory_k: int = Field(3, ge=0, description="Exemplars chosen per problem (k).")
     memory_lambda: float = Field(0.5, ge=0, description="Diversity weight λ of the greedy selection.")
@@ -115,7 +122,19 @@ class Settings(BaseModel):
     )
     extract_temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature when extractions > 1.")
     optimizers: int = Field(3, ge=1, description="Number of independent optimizer agents (T).")
-    agent_temperature: float = Field(0.0, ge=0, le=2, description="Temperature of the coding agents.")
+    agent_temperature: float = Field(
+        0.7,
+        ge=0,
+        le=2,
+        description="Temperature of the simulator agent and of optimizers 2..T (optimizer 1 samples greedily, at 0, "
+        "unless optimizer_diversity is off).",
+    )
+    optimizer_diversity: bool = Field(
+        True,
+        description="Make the T optimizers differ: optimizer 1 greedy with every example, the others sampled at "
+        "agent_temperature, each with its own subset of the examples and the next capable solver (off: every "
+        "optimizer gets the same request at agent_temperature; ablation).",
+    )
     repair_rounds: int = Field(3, ge=0, description="Validation-repair rounds per optimizer (R).")
     atol: float = Field(1e-6, ge=0, description="Absolute tolerance for objective agreement and feasibility.")
     rtol: float = Field(1e-6, ge=0, description="Relative tolerance for objective agreement and feasibility.")
@@ -159,6 +178,21 @@ class Settings(BaseModel):
     sandbox_env_passthrough: list[str] = Field(
         default_factory=list, description="Extra environment variables passed into the sandbox (never secrets)."
     )
+
+    @field_validator("mbr_weights")
+    @classmethod
+    def _known_components(cls, weights: dict[str, float]) -> dict[str, float]:
+        from nemo_opt.stages.mbr import COMPONENTS  # the component names live with the utility that uses them
+
+        unknown = sorted(set(weights) - set(COMPONENTS))
+        if unknown:
+            raise ValueError(
+                f"unknown P* component(s) {', '.join(unknown)}; mbr_weights keys are {', '.join(COMPONENTS)}"
+            )
+        negative = sorted(k for k, v in weights.items() if v < 0)
+        if negative:
+            raise ValueError(f"mbr_weights must not be negative ({', '.join(negative)})")
+        return weights
 
     @model_validator(mode="after")
     def _local_model_profile(self) -> Settings:
@@ -313,3 +347,36 @@ def load_settings(
             field = str(err["loc"][0]) if err["loc"] else "?"
             problems.append(f"{field} (from {sources.get(field, 'defaults')}): {err['msg']}, got {err.get('input')!r}")
         raise ConfigError("Invalid settings:\n  " + "\n  ".join(problems)) from exc
+
+
+# Settings that shape what a run computes: a resumed run takes them from its run.json, so it continues the same
+# run, and a benchmark run is identified by them (with the model settings). Everything else (endpoints, limits,
+# the sandbox, caches, paths) comes from the configuration in force.
+SHAPE_SETTINGS = (
+    "memory",
+    "memory_k",
+    "memory_pool",
+    "memory_lambda",
+    "memory_extract",
+    "memory_simulator",
+    "memory_optimizers",
+    "embedder",
+    "extractions",
+    "mbr",
+    "mbr_top_q",
+    "mbr_weights",
+    "extract_temperature",
+    "optimizers",
+    "optimizer_diversity",
+    "agent_temperature",
+    "agent_protocol",
+    "agent_backend",
+    "agent_max_steps",
+    "repair_rounds",
+    "atol",
+    "rtol",
+    "simulate",
+    "solvers",
+    "crosscheck_probes",
+)
+MODEL_SETTINGS = ("model", "extract_model", "judge_model", "simulator_model", "optimizer_model")

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nemo_opt.exceptions import ConfigError
+from nemo_opt.exceptions import BadInput, ConfigError
 from nemo_opt.sqlite import Database
 
-__all__ = ["LLMCallRecord", "RunStore"]
+__all__ = ["LLMCallRecord", "RunStore", "find_run_folder"]
 
 MIGRATIONS: list[str] = [
     """
@@ -330,3 +330,17 @@ class RunStore:
         costs = [s["cost_usd"] for s in per_stage.values() if s["cost_usd"] is not None]
         total["cost_usd"] = sum(costs) if costs else None
         return {"total": total, "per_stage": per_stage}
+
+
+def find_run_folder(store: RunStore, run: str | Path) -> Path:
+    """The folder of run ``run``: a run folder, a run id, or an unambiguous prefix of one."""
+    candidate = Path(run).expanduser()
+    if (candidate / "problem.md").exists() or (candidate / "result.json").exists():
+        return candidate.resolve()
+    matches = store.find_runs(str(run))
+    if not matches:
+        raise BadInput(f"No run matches '{run}'. List runs with: nemo-opt runs")
+    if len(matches) > 1 and matches[0]["id"] != str(run):
+        ids = ", ".join(m["id"] for m in matches[:5])
+        raise BadInput(f"'{run}' matches several runs ({ids}); give more of the id.")
+    return Path(matches[0]["folder"])

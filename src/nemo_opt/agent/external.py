@@ -5,7 +5,8 @@ with its step, wall-clock and repeated-format-error limits), its reply format (a
 ```` ```mswea_bash_command ```` block) and its submit signal (a command whose first output line is
 ``COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT``). Everything with consequences stays nemo-opt's:
 
-- the model is :class:`NemoModel`, mini-swe-agent's model protocol on top of :class:`RecordedLLM`, so model
+- the model is :class:`NemoModel`, mini-swe-agent's model protocol on top of any nemo-opt
+  :class:`~nemo_opt.llm.base.LLM`, so model
   settings, retries, the reply cache, cost accounting and the call log apply exactly as for the built-in agent
   (litellm is never called);
 - commands run through :class:`SandboxEnvironment`, mini-swe-agent's environment protocol on top of the run's
@@ -37,8 +38,8 @@ from nemo_opt.agent.loop import AgentLimits
 from nemo_opt.agent.tools import SUBMIT_MARKER
 from nemo_opt.exceptions import MissingExtra
 from nemo_opt.fsutil import atomic_write_json
-from nemo_opt.llm.base import Message, Usage
-from nemo_opt.llm.recorder import RecordedLLM
+from nemo_opt.llm.base import LLM, Message, Usage
+from nemo_opt.llm.recorder import labelled
 from nemo_opt.prompts import load_prompt
 from nemo_opt.sandbox.base import Sandbox
 from nemo_opt.workspace import Workspace
@@ -204,14 +205,14 @@ def _resumable_agent_class(base: type) -> type:
 
 
 class NemoModel:
-    """mini-swe-agent's model protocol on a :class:`RecordedLLM` (text replies, one action each).
+    """mini-swe-agent's model protocol on an :class:`~nemo_opt.llm.base.LLM` (text replies, one action each).
 
     The token budget is checked here because mini-swe-agent only limits steps, cost and time.
     """
 
     def __init__(
         self,
-        llm: RecordedLLM,
+        llm: LLM,
         *,
         template: tuple[str, str],
         temperature: float,
@@ -238,10 +239,9 @@ class NemoModel:
         if self.usage.total_tokens >= self.max_tokens:
             reason = f"token limit of {self.max_tokens} reached ({self.usage.total_tokens} used)"
             raise mini.LimitsExceeded(_exit("LimitsExceeded", reason))
-        completion = self.llm.complete(
+        completion = labelled(self.llm, self.template).complete(
             [_to_nemo(m) for m in messages if m.get("role") in {"system", "user", "assistant"}],
             temperature=self.temperature,
-            template=self.template,
         )
         self.usage = self.usage + completion.usage
         self.prompt_tokens_per_call.append(completion.usage.prompt_tokens)
@@ -358,7 +358,7 @@ class MiniSweAgent:
 
     def __init__(
         self,
-        llm: RecordedLLM,
+        llm: LLM,
         sandbox: Sandbox,
         workspace: Workspace,
         *,

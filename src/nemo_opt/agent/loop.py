@@ -31,8 +31,8 @@ from nemo_opt.agent.tools import (
     unusable_reply,
 )
 from nemo_opt.exceptions import FormatError, LimitsExceeded, RunFailure, Submitted
-from nemo_opt.llm.base import Choice, Message, Usage
-from nemo_opt.llm.recorder import RecordedLLM
+from nemo_opt.llm.base import LLM, Choice, Message, Usage
+from nemo_opt.llm.recorder import labelled
 from nemo_opt.sandbox.base import Sandbox
 from nemo_opt.workspace import Workspace
 
@@ -91,7 +91,7 @@ class ToolLoopAgent:
 
     def __init__(
         self,
-        llm: RecordedLLM,
+        llm: LLM,
         sandbox: Sandbox,
         workspace: Workspace,
         *,
@@ -126,11 +126,10 @@ class ToolLoopAgent:
                     raise LimitsExceeded(faults.explain(str(exc))) from None
                 steps += 1
                 step_started = time.monotonic()
-                completion = self.llm.complete(
+                completion = labelled(self.llm, task.template).complete(
                     messages,
                     tools=TOOL_SPECS if self.protocol == "tools" else None,
                     temperature=self.temperature,
-                    template=task.template,
                 )
                 usage = usage + completion.usage
                 largest = max(largest, completion.usage.completion_tokens)

@@ -26,48 +26,20 @@ from nemo_opt.bench.store import BenchStore, ItemResult
 from nemo_opt.exceptions import BadInput
 from nemo_opt.pipeline import Pipeline
 from nemo_opt.result import RunResult
-from nemo_opt.settings import Settings
+from nemo_opt.settings import MODEL_SETTINGS, SHAPE_SETTINGS, Settings
 from nemo_opt.store import RunStore
 
 __all__ = ["FAILURES", "RETRIED", "BenchRunner", "BenchSummary", "bench_config", "bench_run_id", "solve_item"]
 
-# Settings that change what a run answers; the rest (paths, concurrency, caches) do not make a new run.
-_IDENTITY_SETTINGS = (
-    "model",
-    "extract_model",
-    "judge_model",
-    "simulator_model",
-    "optimizer_model",
-    "extractions",
-    "extract_temperature",
-    "mbr",
-    "mbr_top_q",
-    "mbr_weights",
-    "optimizers",
-    "agent_temperature",
-    "repair_rounds",
-    "atol",
-    "rtol",
-    "simulate",
-    "crosscheck_probes",
-    "memory",
-    "memory_k",
-    "memory_pool",
-    "memory_lambda",
-    "agent_protocol",
-    "agent_max_steps",
-    "solvers",
-    "embedder",
-)
 # Failures worth another attempt when the same command runs again: the service or the harness, not the item.
 RETRIED = {"model service", "crash", "interrupted"}
 # Every failure category (``--retry-failed`` attempts them all again).
-FAILURES = RETRIED | {"execution", "timeout", "extraction", "cost", "config"}
+FAILURES = RETRIED | {"execution", "timeout", "extraction", "bad input", "cost", "config"}
 
 
 def bench_config(settings: Settings, dataset: Dataset, oracle: bool) -> dict[str, Any]:
     """What identifies a bench run besides its dataset."""
-    config = {name: getattr(settings, name) for name in _IDENTITY_SETTINGS}
+    config = {name: getattr(settings, name) for name in (*MODEL_SETTINGS, *SHAPE_SETTINGS)}
     return {"dataset": dataset.name, "dataset_sha256": dataset.sha256, "oracle": oracle, "settings": config}
 
 
@@ -77,20 +49,8 @@ def bench_run_id(dataset: Dataset, config: dict[str, Any]) -> str:
 
 
 def _category(result: RunResult) -> str:
-    message = (result.error or "").lower()
-    if result.error_kind == "bad_input" or "problem specification" in message:
-        return "extraction"
-    if result.error_kind == "config":
-        return "config"
-    if result.error_kind == "interrupted":
-        return "interrupted"
-    if "cost" in message and "ceiling" in message:
-        return "cost"
-    if "no optimizer produced" in message:
-        return "timeout" if "limit" in message else "execution"
-    if any(word in message for word in ("unreachable", "timed out", "refused", "http", "rejected", "model service")):
-        return "model service"
-    return "execution"
+    """The failure category of a failed run: from the type of what stopped it (see nemo_opt.exceptions)."""
+    return result.error_category or "execution"
 
 
 def solve_item(

@@ -14,7 +14,7 @@ from nemo_opt.embed.minilm import MODEL_NAME
 from nemo_opt.exceptions import BadInput, NemoError
 from nemo_opt.memory import LeakGuard, open_memory
 from nemo_opt.memory.growth import exemplar_from_run
-from nemo_opt.store import RunStore
+from nemo_opt.store import RunStore, find_run_folder
 
 __all__ = ["embed", "memory"]
 
@@ -115,10 +115,7 @@ def add(ctx: click.Context, run: str) -> None:
     """Add a verified run (id, id prefix or folder) to memory as a solved example."""
     try:
         settings = settings_from(ctx)
-        matches = RunStore(settings.store_path).find_runs(run)
-        folder = Path(run) if Path(run).is_dir() else (Path(matches[0]["folder"]) if matches else None)
-        if folder is None:
-            raise BadInput(f"No run matches '{run}'. List runs with: nemo-opt runs")
+        folder = find_run_folder(RunStore(settings.store_path), run)
         report = open_memory(settings).add_many([exemplar_from_run(folder)])
     except NemoError as exc:
         fail(exc)

@@ -17,8 +17,7 @@ from nemo_opt.fsutil import read_json
 from nemo_opt.pipeline import Pipeline
 from nemo_opt.problem import read_problem
 from nemo_opt.result import Event, RunResult
-from nemo_opt.settings import Settings
-from nemo_opt.store import RunStore
+from nemo_opt.store import RunStore, find_run_folder
 
 __all__ = ["runs", "show", "solve"]
 
@@ -174,19 +173,6 @@ def solve(
     sys.exit(result.exit_code)
 
 
-def _resolve_run(store: RunStore, settings: Settings, run: str) -> Path:
-    candidate = Path(run).expanduser()
-    if (candidate / "result.json").exists() or (candidate / "problem.md").exists():
-        return candidate
-    matches = store.find_runs(run)
-    if not matches:
-        raise BadInput(f"No run matches '{run}'. List runs with: nemo-opt runs")
-    if len(matches) > 1 and matches[0]["id"] != run:
-        ids = ", ".join(m["id"] for m in matches[:5])
-        raise BadInput(f"'{run}' matches several runs ({ids}); give more of the id.")
-    return Path(matches[0]["folder"])
-
-
 @cli.command()
 @click.argument("run")
 @click.pass_context
@@ -195,7 +181,7 @@ def show(ctx: click.Context, run: str) -> None:
     try:
         settings = settings_from(ctx)
         store = RunStore(settings.store_path)
-        folder = _resolve_run(store, settings, run)
+        folder = find_run_folder(store, run)
     except NemoError as exc:
         fail(exc)
     result_path = folder / "result.json"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import json
 import math
 import sys
@@ -37,10 +38,19 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _simulate(variables: dict[str, Any], data: dict[str, Any], tol: float) -> dict[str, Any]:
+def _simulate(variables: dict[str, Any], data: dict[str, Any], tol: float, rtol: float) -> dict[str, Any]:
     from simulator.simulator import simulate  # type: ignore[import-not-found]
 
-    result = simulate(variables, data, tol=tol)
+    try:
+        accepts: Any = inspect.signature(simulate).parameters
+    except (TypeError, ValueError):
+        accepts = {}
+    if "atol" in accepts or "rtol" in accepts:
+        result = simulate(variables, data, atol=tol, rtol=rtol)
+    elif "tol" in accepts:  # the one-tolerance contract: violated when a - b > tol * (1 + |b|)
+        result = simulate(variables, data, tol=max(tol, rtol))
+    else:
+        result = simulate(variables, data)
     if not isinstance(result, dict):
         raise TypeError(f"simulate() returned {type(result).__name__}, expected a dict")
     missing = [key for key in ("feasible", "objective", "violations") if key not in result]
@@ -55,16 +65,16 @@ def _simulate(variables: dict[str, Any], data: dict[str, Any], tol: float) -> di
     }
 
 
-def check(solution_path: Path, root: Path, tol: float) -> dict[str, Any]:
+def check(solution_path: Path, root: Path, tol: float, rtol: float = 1e-6) -> dict[str, Any]:
     """The verdict of ``simulator.simulator.simulate`` on the solution's variables."""
     data = json.loads((root / "data.json").read_text(encoding="utf-8"))
     solution = json.loads(solution_path.read_text(encoding="utf-8"))
     variables = solution.get("variables", {}) if isinstance(solution, dict) else {}
     sys.path.insert(0, str(root))
-    return _simulate(variables, data, tol)
+    return _simulate(variables, data, tol, rtol)
 
 
-def check_batch(points_path: Path, root: Path, tol: float) -> list[dict[str, Any]]:
+def check_batch(points_path: Path, root: Path, tol: float, rtol: float = 1e-6) -> list[dict[str, Any]]:
     """Verdicts for a list of variable mappings; a crash on one point is reported for that point only."""
     data = json.loads((root / "data.json").read_text(encoding="utf-8"))
     points = json.loads(points_path.read_text(encoding="utf-8"))
@@ -73,7 +83,7 @@ def check_batch(points_path: Path, root: Path, tol: float) -> list[dict[str, Any
     for variables in points:
         try:
             # A copy per point: a simulator that edits its data must not change the next verdict.
-            verdicts.append(_simulate(variables, copy.deepcopy(data), tol))
+            verdicts.append(_simulate(variables, copy.deepcopy(data), tol, rtol))
         except Exception:
             verdicts.append({"ok": False, "error": traceback.format_exc(limit=4)})
     return verdicts
@@ -83,7 +93,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("solution", type=Path)
     parser.add_argument("verdict", type=Path)
-    parser.add_argument("--tol", type=float, default=1e-6)
+    parser.add_argument("--tol", type=float, default=1e-6, help="absolute tolerance (atol)")
+    parser.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance")
     parser.add_argument("--root", type=Path, default=None, help="folder holding data.json and simulator/")
     parser.add_argument("--batch", action="store_true", help="SOLUTION holds a list of variable mappings")
     args = parser.parse_args()
@@ -94,9 +105,9 @@ def main() -> int:
     verdict: Any
     try:
         if args.batch:
-            verdict = check_batch(args.solution, args.root.resolve(), args.tol)
+            verdict = check_batch(args.solution, args.root.resolve(), args.tol, args.rtol)
         else:
-            verdict = check(args.solution, args.root.resolve(), args.tol)
+            verdict = check(args.solution, args.root.resolve(), args.tol, args.rtol)
     except BaseException:  # the simulator is untrusted code: any failure is reported, not raised
         verdict = {"ok": False, "error": traceback.format_exc(limit=8)}
     args.verdict.write_text(json.dumps(_plain(verdict), indent=2), encoding="utf-8")

@@ -18,7 +18,7 @@ from nemo_opt.llm.journal import ReplyJournal
 from nemo_opt.llm.pricing import cost_usd
 from nemo_opt.store import LLMCallRecord, RunStore
 
-__all__ = ["Accounting", "RecordedLLM"]
+__all__ = ["Accounting", "RecordedLLM", "labelled"]
 
 CacheMode = Literal["auto", "on", "off"]
 
@@ -96,8 +96,11 @@ class RecordedLLM:
         stage: str = "",
         accounting: Accounting | None = None,
         journal: ReplyJournal | None = None,
+        template: tuple[str, str] = ("", ""),
     ) -> None:
         self.inner = inner
+        # The prompt template (name, version) recorded with each call of this view.
+        self.template = template
         self.name = inner.name
         self.store = store
         self.run_id = run_id
@@ -111,6 +114,13 @@ class RecordedLLM:
 
     def for_stage(self, stage: str, inner: LLM | None = None) -> RecordedLLM:
         """A view for another stage (optionally another model) sharing this run's accounting."""
+        return self._view(stage, inner or self.inner, self.template)
+
+    def with_template(self, template: tuple[str, str]) -> RecordedLLM:
+        """This view, recording ``template`` (prompt name, version) with its calls."""
+        return self._view(self.stage, self.inner, template)
+
+    def _view(self, stage: str, inner: LLM, template: tuple[str, str]) -> RecordedLLM:
         return RecordedLLM(
             inner or self.inner,
             store=self.store,
@@ -121,6 +131,7 @@ class RecordedLLM:
             stage=stage,
             accounting=self.accounting,
             journal=self.journal,
+            template=template,
         )
 
     def _cacheable(self, temperature: float) -> bool:
@@ -149,7 +160,6 @@ class RecordedLLM:
         temperature: float = 0.0,
         n: int = 1,
         max_tokens: int | None = None,
-        template: tuple[str, str] = ("", ""),
     ) -> Completion:
         """Call the model (or the journal of a resumed run, or the cache), log the call, and account for it.
 
@@ -161,7 +171,7 @@ class RecordedLLM:
             ordinal, replayed = self.journal.begin(self.stage, messages)
             if replayed is not None:
                 self.accounting.add(replayed, started, started)
-                self._log(replayed, template, None)
+                self._log(replayed, self.template, None)
                 return replayed
         if self._cacheable(temperature):
             assert self.cache is not None
@@ -171,13 +181,13 @@ class RecordedLLM:
                 if self.journal is not None and ordinal is not None:
                     self.journal.record(self.stage, ordinal, messages, hit)
                 self.accounting.add(hit, started, started)
-                self._log(hit, template, None)
+                self._log(hit, self.template, None)
                 return hit
         self._check_ceiling(messages)
         try:
             completion = self.inner.complete(messages, tools=tools, temperature=temperature, n=n, max_tokens=max_tokens)
         except LLMError as exc:
-            self._log(None, template, f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - started)
+            self._log(None, self.template, f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - started)
             raise
         ended = time.monotonic()
         if completion.cost_usd is None:
@@ -188,7 +198,7 @@ class RecordedLLM:
         if self.journal is not None and ordinal is not None:
             self.journal.record(self.stage, ordinal, messages, completion)
         self.accounting.add(completion, started, ended)
-        self._log(completion, template, None)
+        self._log(completion, self.template, None)
         return completion
 
     def _log(
@@ -212,3 +222,10 @@ class RecordedLLM:
                 error=error,
             )
         )
+
+
+def labelled(llm: LLM, template: tuple[str, str]) -> LLM:
+    """``llm`` recording ``template`` with its calls when it is a :class:`RecordedLLM`; any other LLM as it is.
+
+    Stages and agents take any :class:`~nemo_opt.llm.base.LLM`; only the recorder knows about templates."""
+    return llm.with_template(template) if isinstance(llm, RecordedLLM) else llm

@@ -8,6 +8,8 @@ Accepted forms::
     anthropic:MODEL                Anthropic Messages API (ANTHROPIC_API_KEY; needs the anthropic extra)
     local:PATH.gguf                a GGUF file served by a managed llama.cpp child process (nemo_opt.llm.local)
     local:hf:OWNER/REPO/FILE.gguf  the same, downloaded from the Hugging Face hub first
+    scripted:FILE.json             replies read from a file, in order or by role (no model service at all: for
+                                   offline demonstrations, ablations and tests; see nemo_opt.testing.scripted)
 
 API keys are read from the environment when a backend is built, never from settings or files.
 """
@@ -18,6 +20,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from nemo_opt.exceptions import ModelNotConfigured
@@ -26,9 +29,18 @@ from nemo_opt.llm.base import LLM
 from nemo_opt.llm.openai_backend import OPENAI_URL, OpenAIChat
 from nemo_opt.settings import Settings
 
-__all__ = ["PROVIDERS", "ModelRef", "create_llm", "parse_model_name", "resolve_endpoint"]
+__all__ = ["NO_MODEL_HELP", "PROVIDERS", "ModelRef", "create_llm", "parse_model_name", "resolve_endpoint"]
 
-PROVIDERS = ("openai", "openai-compatible", "ollama", "anthropic", "local")
+NO_MODEL_HELP = (
+    "No model is configured. Either export an API key and name a model, e.g.\n"
+    "  export OPENAI_API_KEY=...   and   nemo-opt solve problem.md --model openai:gpt-4.1\n"
+    "or point at a local OpenAI-compatible server (llama.cpp, vLLM, Ollama, LM Studio):\n"
+    "  nemo-opt solve problem.md --model openai-compatible:qwen@http://127.0.0.1:8080/v1\n"
+    'The model can also be set once with NEMO_MODEL or `model = "..."` in nemo.toml.'
+)
+
+
+PROVIDERS = ("openai", "openai-compatible", "ollama", "anthropic", "local", "scripted")
 OLLAMA_URL = "http://127.0.0.1:11434/v1"
 # Local servers ignore the key, but the SDK refuses to send a request without one.
 _PLACEHOLDER_KEY = "not-needed"
@@ -144,6 +156,8 @@ def create_llm(name: str, settings: Settings, *, environ: Mapping[str, str] | No
     label = name.strip()
     if ref.provider == "local":
         return _local_llm(ref, settings, label)
+    if ref.provider == "scripted":
+        return _scripted_llm(ref, label)
     if ref.provider == "anthropic":
         return AnthropicChat(ref.model, settings, api_key=key, base_url=ref.base_url or ANTHROPIC_URL, name=label)
     return OpenAIChat(
@@ -155,6 +169,15 @@ def create_llm(name: str, settings: Settings, *, environ: Mapping[str, str] | No
         official=ref.provider == "openai",
         name=label,
     )
+
+
+def _scripted_llm(ref: ModelRef, label: str) -> LLM:
+    from nemo_opt.testing.scripted import ScriptedLLM, load_script  # only scripted runs need it
+
+    try:
+        return ScriptedLLM(load_script(Path(ref.model).expanduser()), name=label)
+    except ValueError as exc:
+        raise ModelNotConfigured(f"{label}: {exc}") from exc
 
 
 def _local_llm(ref: ModelRef, settings: Settings, label: str) -> LLM:

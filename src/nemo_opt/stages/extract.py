@@ -5,27 +5,33 @@ usable or not. A candidate whose JSON cannot be parsed or validated gets one rep
 candidates still malformed after that are dropped and counted, which is not fatal while one remains.
 With two or more usable candidates, component-wise MBR ranks them and an LLM judge that sees only the problem
 text (never retrieved memory) picks among the top q; ``extract/mbr.json`` records utilities and the choice.
+
+Retrieved examples (``memory_extract``) shape the candidates: the extraction prompt shows them. That is why the
+judge sees D alone: it corrects for what the examples may have pulled the candidates towards.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from nemo_opt.embed import make_embedder
 from nemo_opt.embed.base import Embedder
 from nemo_opt.exceptions import BadInput, ExtractionFailed
 from nemo_opt.jsonparse import parse_json_object
-from nemo_opt.llm.base import Message
-from nemo_opt.llm.recorder import RecordedLLM
+from nemo_opt.llm.base import LLM, Message
+from nemo_opt.llm.recorder import labelled
 from nemo_opt.prompts import load_prompt
-from nemo_opt.spec import ProblemSpec
+from nemo_opt.spec import ProblemSpec, data_from_spec
+from nemo_opt.stages.base import BaseStage, RunContext
 from nemo_opt.stages.mbr import mbr_scores
 from nemo_opt.workspace import Workspace
 
-__all__ = ["Candidate", "ExtractionResult", "extract"]
+__all__ = ["Candidate", "ExtractStage", "ExtractionResult", "extract"]
 
 
 @dataclass
@@ -78,23 +84,27 @@ def _parse(raw: str) -> tuple[ProblemSpec | None, str, str]:
 
 def extract(
     problem: str,
-    llm: RecordedLLM,
+    llm: LLM,
     workspace: Workspace,
     *,
     samples: int = 1,
     temperature: float = 0.7,
     embedder: Embedder | None = None,
-    judge: RecordedLLM | None = None,
+    judge: LLM | None = None,
     top_q: int = 3,
     weights: dict[str, float] | None = None,
+    memory: str = "",
 ) -> ExtractionResult:
     """Sample ``samples`` extractions, repair malformed ones once, and choose one.
 
-    Without an ``embedder`` (MBR switched off) the first usable candidate is taken.
+    ``memory`` is the retrieved examples' text for the extraction prompt (the judge never gets it). Without an
+    ``embedder`` (MBR switched off) the first usable candidate is taken.
     """
     prompt = load_prompt("extract")
-    messages = [Message("user", prompt.render(problem=problem))]
-    completion = llm.complete(messages, temperature=temperature if samples > 1 else 0.0, n=samples, template=prompt.ref)
+    messages = [Message("user", prompt.render(problem=problem, memory=memory))]
+    completion = labelled(llm, prompt.ref).complete(
+        messages, temperature=temperature if samples > 1 else 0.0, n=samples
+    )
     candidates: list[Candidate] = []
     for index, choice in enumerate(completion.choices):
         spec, error, no_decision = _parse(choice.text)
@@ -142,7 +152,7 @@ def _select(
     problem: str,
     usable: list[Candidate],
     embedder: Embedder,
-    judge: RecordedLLM,
+    judge: LLM,
     top_q: int,
     weights: dict[str, float] | None,
     selection: dict[str, Any],
@@ -169,7 +179,7 @@ def _select(
     return choice, selection
 
 
-def _judge(problem: str, finalists: list[Candidate], judge: RecordedLLM) -> tuple[Candidate, str, str]:
+def _judge(problem: str, finalists: list[Candidate], judge: LLM) -> tuple[Candidate, str, str]:
     """Ask the judge (problem text and candidates only) which finalist to keep; the top-ranked one if unclear."""
     prompt = load_prompt("judge")
     letters = [chr(ord("A") + i) for i in range(len(finalists))]
@@ -180,7 +190,7 @@ def _judge(problem: str, finalists: list[Candidate], judge: RecordedLLM) -> tupl
             f"### Candidate {letter}\n```json\n{json.dumps(candidate.spec.model_dump(mode='json'), indent=1)}\n```"
         )
     text = prompt.render(problem=problem, candidates="\n\n".join(blocks))
-    raw = judge.complete([Message("user", text)], temperature=0.0, template=prompt.ref).first.text
+    raw = labelled(judge, prompt.ref).complete([Message("user", text)], temperature=0.0).first.text
     try:
         verdict = parse_json_object(raw)
         letter = str(verdict.get("choice", "")).strip().upper()[:1]
@@ -189,7 +199,7 @@ def _judge(problem: str, finalists: list[Candidate], judge: RecordedLLM) -> tupl
         return finalists[0], "the judge's reply named no candidate; kept the highest MBR utility", raw
 
 
-def _repair(candidate: Candidate, messages: list[Message], llm: RecordedLLM) -> None:
+def _repair(candidate: Candidate, messages: list[Message], llm: LLM) -> None:
     """One round-trip: show the model its reply and the error, and parse the corrected reply."""
     prompt = load_prompt("extract_repair")
     conversation = [
@@ -197,9 +207,57 @@ def _repair(candidate: Candidate, messages: list[Message], llm: RecordedLLM) -> 
         Message("assistant", candidate.raw),
         Message("user", prompt.render(error=candidate.error)),
     ]
-    reply = llm.complete(conversation, temperature=0.0, template=prompt.ref).first.text
+    reply = labelled(llm, prompt.ref).complete(conversation, temperature=0.0).first.text
     spec, error, no_decision = _parse(reply)
     candidate.repaired = True
     candidate.raw = f"{candidate.raw}\n\n--- repaired reply ---\n{reply}"
     candidate.spec, candidate.no_decision = spec, no_decision
     candidate.error = error if spec is None and not no_decision else ""
+
+
+class ExtractStage(BaseStage):
+    """D -> P*: ``spec.json`` and ``data.json`` (the parameters' values), with every candidate under ``extract/``."""
+
+    name = "extract"
+
+    def inputs(self, ctx: RunContext) -> list[Path]:
+        memory = [ctx.workspace.checkpoints / "memory.json"] if ctx.settings.memory_extract else []
+        return [ctx.workspace.problem, *memory]
+
+    def run(self, ctx: RunContext, detail: dict[str, Any]) -> None:
+        s, workspace = ctx.settings, ctx.workspace
+        use_mbr = s.mbr and s.extractions > 1
+        retrieval = ctx.retrieval
+        extraction = extract(
+            ctx.problem,
+            ctx.llm("extract"),
+            workspace,
+            samples=s.extractions,
+            temperature=s.extract_temperature,
+            embedder=make_embedder(s) if use_mbr else None,
+            judge=ctx.llm("judge") if use_mbr else None,
+            top_q=s.mbr_top_q,
+            weights=s.mbr_weights,
+            memory=retrieval.extraction_note() if retrieval is not None and s.memory_extract else "",
+        )
+        spec = ctx.spec = extraction.spec
+        workspace.write_json("spec.json", spec.model_dump(mode="json"))
+        workspace.write_json(workspace.data, data_from_spec(spec))
+        record = {
+            "chosen": extraction.chosen,
+            "candidates": len(extraction.candidates),
+            "dropped": extraction.dropped,
+            "method": extraction.selection.get("method"),
+        }
+        workspace.write_json(workspace.extract_dir / "extraction.json", record)
+        detail.update(chosen=extraction.chosen, dropped=extraction.dropped, method=record["method"])
+        detail["message"] = (
+            f"{len(spec.variables)} variable group(s), {len(spec.constraints)} constraint group(s); "
+            f"candidate {extraction.chosen} of {len(extraction.candidates)} ({record['method']})"
+        )
+
+    def load(self, ctx: RunContext) -> bool:
+        if not ctx.workspace.exists("spec.json"):
+            return False
+        ctx.spec = ProblemSpec.model_validate(ctx.workspace.read_json("spec.json"))
+        return True

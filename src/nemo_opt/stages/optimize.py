@@ -15,6 +15,7 @@ from nemo_opt import door
 from nemo_opt.agent.base import Acceptance, Agent, AgentResult, AgentTask
 from nemo_opt.prompts import load_prompt
 from nemo_opt.sandbox.base import Sandbox
+from nemo_opt.settings import Settings
 from nemo_opt.solution import Issue, SolveStatus, ValidationReport, VerificationLevel
 from nemo_opt.solvers.backends.gurobi import is_size_limit_error, size_limit_message
 from nemo_opt.solvers.registry import get_solver
@@ -26,6 +27,8 @@ from nemo_opt.stages.validate import check_shapes, load_solution, validate
 from nemo_opt.workspace import Workspace
 
 __all__ = [
+    "Checks",
+    "Judging",
     "OptimizerOutcome",
     "SimulatorGate",
     "accept_optimizer",
@@ -58,6 +61,52 @@ class SimulatorGate(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Checks:
+    """The tolerances and limits every validation uses (``atol``, ``rtol``, ``crosscheck_probes``,
+    ``sandbox_timeout`` of the settings)."""
+
+    atol: float
+    rtol: float
+    probes: int
+    time_limit: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Checks:
+        return cls(settings.atol, settings.rtol, settings.crosscheck_probes, settings.sandbox_timeout)
+
+
+@dataclass
+class Judging:
+    """What every optimizer of a run is judged with: P*, the workspace, the frozen referee, the simulator agent
+    (None: the simulator is switched off), the checks, the repair rounds R, and who sees each report."""
+
+    spec: ProblemSpec
+    workspace: Workspace
+    referee: Referee
+    gate: SimulatorGate | None
+    checks: Checks
+    repair_rounds: int
+    on_report: Callable[[ValidationReport], None] = lambda report: None
+
+    def validate(self, outcome: OptimizerOutcome, solution: Path, round_number: int, attempt: int) -> ValidationReport:
+        c = self.checks
+        return validate(
+            self.spec,
+            self.workspace,
+            self.referee,
+            solution,
+            optimizer=outcome.name,
+            round_number=round_number,
+            atol=c.atol,
+            rtol=c.rtol,
+            attempt=attempt,
+            probes=c.probes,
+            time_limit=c.time_limit,
+            records=None if solution.parent == outcome.workdir else outcome.workdir,
+        )
+
+
 @dataclass
 class OptimizerOutcome:
     """The final state of one optimizer."""
@@ -73,6 +122,7 @@ class OptimizerOutcome:
     accepted_rounds: list[int] = field(default_factory=list)
     note: str = ""
     fatal: str = ""
+    fatal_category: str = ""  # the failure category of what stopped it (see nemo_opt.exceptions)
     usage_tokens: int = 0
     level: VerificationLevel = VerificationLevel.UNVERIFIED
     level_reason: str = ""
@@ -162,28 +212,27 @@ def accept_optimizer(
 
 
 def optimizer_task(
-    index: int,
+    outcome: OptimizerOutcome,
     spec: ProblemSpec,
     problem: str,
     workspace: Workspace,
     sandbox: Sandbox,
     recommendation: Recommendation,
-    solver: str,
     *,
     protocol: str,
     timeout: float,
     memory_note: str = "",
 ) -> AgentTask:
-    """The task of optimizer ``index``, working in ``optimizers/opt_<index>`` with a copy of data.json."""
-    workdir = workspace.make_dirs(workspace.optimizer_dir(index))
+    """The task of ``outcome``'s optimizer, working in its folder with a copy of data.json and its solver."""
+    workdir = workspace.make_dirs(outcome.workdir)
     workspace.copy(workspace.data, workdir / "data.json")
     context = spec_context(spec)
     system, task_prompt = load_prompt("optimizer"), load_prompt("optimizer_task")
     protocol_prompt = load_prompt(f"protocol_{protocol}")
-    backend = get_solver(solver)
-    others = [name for name in recommendation.ranking if name != solver]
+    backend = get_solver(outcome.solver)
+    others = [name for name in recommendation.dealt if name != outcome.solver]
     return AgentTask(
-        name=f"optimizer_{index}",
+        name=outcome.name,
         system=system.render(
             protocol=protocol_prompt.render(workdir=workspace.rel(workdir), acceptance=OPTIMIZER_ACCEPTANCE)
         ),
@@ -251,26 +300,10 @@ def _follow_up(task: AgentTask, report: ValidationReport, round_number: int, rou
     )
 
 
-def run_optimizer(
-    task: AgentTask,
-    agent: Agent,
-    outcome: OptimizerOutcome,
-    spec: ProblemSpec,
-    workspace: Workspace,
-    referee: Referee,
-    gate: SimulatorGate | None,
-    *,
-    repair_rounds: int,
-    atol: float,
-    rtol: float,
-    probes: int = 0,
-    time_limit: float = 60.0,
-    on_report: Callable[[ValidationReport], None] | None = None,
-) -> OptimizerOutcome:
-    """Run the agent, then validate (with the frozen referee) and repair until the solution passes or the rounds
-    are used up.
-
-    ``on_report`` sees every validation report as it is made (for progress display)."""
+def run_optimizer(task: AgentTask, agent: Agent, outcome: OptimizerOutcome, judging: Judging) -> OptimizerOutcome:
+    """Run the agent, then validate (with the frozen referee) and repair until the solution passes or the R
+    rounds are used up. Every validation report goes to ``judging.on_report`` as it is made."""
+    workspace, referee, gate = judging.workspace, judging.referee, judging.gate
     result: AgentResult = agent.run(task)
     outcome.usage_tokens += result.usage.total_tokens
     if not result.submitted:
@@ -287,19 +320,7 @@ def run_optimizer(
         return outcome
 
     def check(round_number: int, attempt: int) -> ValidationReport:
-        report = validate(
-            spec,
-            workspace,
-            referee,
-            outcome.solution_path,
-            optimizer=task.name,
-            round_number=round_number,
-            atol=atol,
-            rtol=rtol,
-            attempt=attempt,
-            probes=probes,
-            time_limit=time_limit,
-        )
+        report = judging.validate(outcome, outcome.solution_path, round_number, attempt)
         changed = referee.tampering(simulator_idle=not gate.busy())
         if changed:
             referee.restore_live()
@@ -314,12 +335,12 @@ def run_optimizer(
             report.passed = False
             report.downgrade(VerificationLevel.UNVERIFIED, "the referee's files were tampered with")
         outcome.record(report)
-        if on_report is not None:
-            on_report(report)
+        judging.on_report(report)
         return report
 
+    rounds = judging.repair_rounds
     confirmed_status: SolveStatus | None = None
-    for round_number in range(repair_rounds + 1):
+    for round_number in range(rounds + 1):
         report = check(round_number, 0)
         # A simulator that crashed on this solution is repaired (once per round) and asked again.
         if any(i.kind == "simulator_error" for i in report.issues) and gate.repair(report, outcome.solution_path):
@@ -329,10 +350,10 @@ def run_optimizer(
         if not report.checkable and confirmed_status is report.status:
             outcome.note = f"the optimizer confirmed status '{report.status.value}' after re-checking its model"
             return outcome
-        if round_number == repair_rounds:
+        if round_number == rounds:
             break
         confirmed_status = None if report.checkable else report.status
-        result = agent.run(_follow_up(task, report, round_number + 1, repair_rounds), history=result.messages)
+        result = agent.run(_follow_up(task, report, round_number + 1, rounds), history=result.messages)
         outcome.usage_tokens += result.usage.total_tokens
         if not result.submitted:
             outcome.note = f"repair round {round_number + 1} ended without an accepted model: {result.reason}"
@@ -340,40 +361,17 @@ def run_optimizer(
             return outcome
         _snapshot(workspace, outcome, round_number + 1)
         _read_solution(workspace, outcome)
-    outcome.note = f"still failing validation after {repair_rounds} repair round(s)"
+    outcome.note = f"still failing validation after {rounds} repair round(s)"
     return outcome
 
 
-def revalidate(
-    outcome: OptimizerOutcome,
-    spec: ProblemSpec,
-    workspace: Workspace,
-    referee: Referee,
-    *,
-    atol: float,
-    rtol: float,
-    probes: int,
-    time_limit: float,
-) -> None:
+def revalidate(outcome: OptimizerOutcome, judging: Judging) -> None:
     """Judge a passed optimizer's final solution again with the current referee (after the simulator changed)."""
     last = outcome.reports[-1] if outcome.reports else None
     snapshot = outcome.final_snapshot
     if last is None or not last.passed or snapshot is None:
         return
-    report = validate(
-        spec,
-        workspace,
-        referee,
-        snapshot / "solution.json",
-        optimizer=outcome.name,
-        round_number=last.round,
-        atol=atol,
-        rtol=rtol,
-        attempt=last.attempt + 1,
-        probes=probes,
-        time_limit=time_limit,
-        records=outcome.workdir,
-    )
+    report = judging.validate(outcome, snapshot / "solution.json", last.round, last.attempt + 1)
     outcome.record(report)
     if not report.passed:
         outcome.note = f"passed with simulator version {last.referee_version} but fails the repaired simulator"

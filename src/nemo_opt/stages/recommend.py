@@ -11,16 +11,19 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from nemo_opt.exceptions import ConfigError, RunFailure
 from nemo_opt.jsonparse import parse_json_object
-from nemo_opt.llm.base import Message
-from nemo_opt.llm.recorder import RecordedLLM
+from nemo_opt.llm.base import LLM, Message
+from nemo_opt.llm.recorder import labelled
 from nemo_opt.prompts import load_prompt
 from nemo_opt.solvers.registry import ProblemClass, SolverBackend, available_solvers
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
+from nemo_opt.stages.base import BaseStage, RunContext
 
-__all__ = ["Recommendation", "classify", "recommend"]
+__all__ = ["RecommendStage", "Recommendation", "classify", "recommend"]
 
 _NONLINEAR_CALL = re.compile(r"\b(exp|log|sqrt|sin|cos|tan|pow)\s*\(")
 _PIECEWISE_CALL = re.compile(r"\b(max|min|abs)\s*\(")
@@ -56,6 +59,13 @@ class Recommendation:
     alternatives: list[ProblemClass] = field(default_factory=list)
     decided_by: str = "rules"
     variables: int = 0
+    # The ranked solvers that declare the class: the ones optimizers are dealt (ranking holds the rest too).
+    capable: list[str] = field(default_factory=list)
+
+    @property
+    def dealt(self) -> list[str]:
+        """The solvers the T optimizers are dealt in turn: the capable ones, or, when none is, the ranking."""
+        return self.capable or self.ranking
 
 
 def _products_of_variables(expression: str, names: set[str]) -> bool:
@@ -120,7 +130,7 @@ def classify(spec: ProblemSpec) -> tuple[ProblemClass, str, list[ProblemClass], 
 
 
 def _tiebreak(
-    spec: ProblemSpec, candidates: list[ProblemClass], signals: list[str], llm: RecordedLLM
+    spec: ProblemSpec, candidates: list[ProblemClass], signals: list[str], llm: LLM
 ) -> tuple[ProblemClass, str] | None:
     prompt = load_prompt("recommend")
     text = prompt.render(
@@ -128,7 +138,7 @@ def _tiebreak(
         signals=", ".join(signals) or "none",
         candidates=", ".join(c.value for c in candidates),
     )
-    reply = llm.complete([Message("user", text)], temperature=0.0, template=prompt.ref).first.text
+    reply = labelled(llm, prompt.ref).complete([Message("user", text)], temperature=0.0).first.text
     try:
         verdict: dict[str, Any] = parse_json_object(reply)
         chosen = ProblemClass(str(verdict.get("class", "")).strip().upper())
@@ -140,9 +150,10 @@ def _tiebreak(
 
 
 def recommend(
-    spec: ProblemSpec, installed: list[type[SolverBackend]] | None = None, *, llm: RecordedLLM | None = None
+    spec: ProblemSpec, installed: list[type[SolverBackend]] | None = None, *, llm: LLM | None = None
 ) -> Recommendation:
-    """Class of P* and the installed solvers ranked for it (capable ones first, then the rest)."""
+    """Class of P* and the installed solvers ranked for it (capable ones first, then the rest; ``capable`` holds
+    only the first, and only they are dealt to optimizers)."""
     problem_class, reason, alternatives, signals = classify(spec)
     decided_by = "rules"
     if alternatives and llm is not None:
@@ -164,4 +175,44 @@ def recommend(
             ranking.remove(name)
             ranking.append(name)
             notes.append(f"{name} moved last: about {size} variables exceed its licence ({limit})")
-    return Recommendation(problem_class, ranking, reason, notes, signals, alternatives, decided_by, size)
+    capable = [name for name in ranking if name in preferred]
+    return Recommendation(problem_class, ranking, reason, notes, signals, alternatives, decided_by, size, capable)
+
+
+class RecommendStage(BaseStage):
+    """P* -> its class and the installed solvers ranked for it (``recommendation.json``)."""
+
+    name = "recommend"
+
+    def inputs(self, ctx: RunContext) -> list[Path]:
+        return [ctx.workspace.root / "spec.json"]
+
+    def run(self, ctx: RunContext, detail: dict[str, Any]) -> None:
+        wanted = ctx.settings.solvers
+        installed = available_solvers()
+        allowed = [b for b in installed if not wanted or b.name in wanted]
+        if not allowed:
+            names = ", ".join(b.name for b in installed) or "none"
+            raise ConfigError(f"None of the solvers {wanted} is installed and usable here (installed: {names}).")
+        rec = ctx.recommendation = recommend(ctx.need_spec(), allowed, llm=ctx.llm("recommend", "extract"))
+        if not rec.ranking:
+            raise RunFailure("No solver is installed. Install one, e.g. pip install highspy pulp.")
+        ctx.workspace.write_json("recommendation.json", rec)
+        detail.update(
+            problem_class=rec.problem_class.value, ranking=rec.ranking, reason=rec.reason, decided_by=rec.decided_by
+        )
+        if not rec.capable:
+            rec.notes.append(f"optimizers are dealt the whole ranking: {', '.join(rec.dealt)}")
+        notes = f"; {'; '.join(rec.notes)}" if rec.notes else ""
+        dealt = ", ".join(rec.dealt[:4])
+        detail["message"] = f"{rec.problem_class.value} ({rec.reason}; by {rec.decided_by}): {dealt}{notes}"
+
+    def load(self, ctx: RunContext) -> bool:
+        if not ctx.workspace.exists("recommendation.json"):
+            return False
+        data = ctx.workspace.read_json("recommendation.json")
+        data["problem_class"] = ProblemClass(data["problem_class"])
+        data["alternatives"] = [ProblemClass(a) for a in data.get("alternatives", [])]
+        fields = Recommendation.__dataclass_fields__
+        ctx.recommendation = Recommendation(**{k: v for k, v in data.items() if k in fields})
+        return True

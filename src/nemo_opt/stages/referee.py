@@ -91,8 +91,11 @@ class RefereeVersion:
 class Referee:
     """Freezes accepted simulators and judges solutions with the frozen version, apart from the agents."""
 
-    def __init__(self, workspace: Workspace, sandbox: SubprocessSandbox, data: Any, *, timeout: float) -> None:
+    def __init__(
+        self, workspace: Workspace, sandbox: SubprocessSandbox, data: Any, *, timeout: float, rtol: float = 1e-6
+    ) -> None:
         self.workspace = workspace
+        self.rtol = rtol  # every judgement passes the run's rtol with the atol it is given
         self.sandbox = sandbox
         self.timeout = timeout
         self._fixed = {
@@ -198,7 +201,9 @@ class Referee:
         try:
             door.write_json(folder, "candidate.json", payload)
             flag = " --batch" if batch else ""
-            result = self._run(folder, f"python -I -B {HARNESS} candidate.json verdict.json --tol {tol!r}{flag}")
+            result = self._run(
+                folder, f"python -I -B {HARNESS} candidate.json verdict.json --tol {tol!r} --rtol {self.rtol!r}{flag}"
+            )
             try:
                 return door.read_json(folder, "verdict.json", max_bytes=_MAX_VERDICT_BYTES), ""
             except FileNotFoundError:

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from nemo_opt.agent.base import Acceptance, Agent, AgentResult, AgentTask
+from nemo_opt.agent.base import Acceptance, Agent, AgentResult, AgentStatus, AgentTask
+from nemo_opt.llm.base import Message, Usage
+from nemo_opt.llm.journal import ReplyJournal
 from nemo_opt.prompts import load_prompt
 from nemo_opt.result import Event
 from nemo_opt.solution import ValidationReport
@@ -115,12 +117,24 @@ def simulator_task(
 
 
 class SimulatorAgentGate:
-    """Runs the simulator agent and lets optimizers wait for it or ask it to repair a crash (one at a time)."""
+    """Runs the simulator agent and lets optimizers wait for it or ask it to repair a crash (one at a time).
+
+    Each time the simulator is accepted, its conversation and journal position are saved
+    (``.nemo/checkpoints/simulator.json``; its files are the referee's frozen version), so a resumed run starts
+    from the accepted simulator instead of running the agent again (:meth:`restore`)."""
 
     def __init__(
-        self, agent: Agent, task: AgentTask, workspace: Workspace, repairs: int, on_event: Callable[[Event], None]
+        self,
+        agent: Agent,
+        task: AgentTask,
+        workspace: Workspace,
+        referee: Referee,
+        repairs: int,
+        on_event: Callable[[Event], None],
+        journal: ReplyJournal | None = None,
     ) -> None:
         self.agent, self.task, self.workspace, self.repairs_left = agent, task, workspace, repairs
+        self.referee, self.journal = referee, journal
         self.on_event = on_event
         self.done = threading.Event()
         self.lock = threading.Lock()
@@ -128,13 +142,17 @@ class SimulatorAgentGate:
         self.result: AgentResult | None = None
         self.error: Exception | None = None
 
+    @property
+    def _meta(self) -> Path:
+        return self.workspace.checkpoints / "simulator.json"
+
     def run(self) -> None:
         """Run the simulator agent to its end (call in a worker thread)."""
         self._working.set()
         try:
             self.result = self.agent.run(self.task)
             if self.result.submitted:
-                self.accepted()
+                self._save()  # checkpointed before any optimizer is told
         except Exception as exc:  # recorded and reported to every optimizer that waits
             self.error = exc
         finally:
@@ -143,9 +161,6 @@ class SimulatorAgentGate:
         problem = self.wait()
         steps = self.result.steps if self.result else 0
         self.on_event(Event("simulator", "info", problem or f"accepted after {steps} step(s)"))
-
-    def accepted(self) -> None:
-        """Called when the simulator agent's submit was accepted, before any optimizer is told (a hook)."""
 
     def busy(self) -> bool:
         """Whether the simulator agent is writing its files right now (its first run or a repair)."""
@@ -162,7 +177,7 @@ class SimulatorAgentGate:
         return None
 
     def repair(self, report: ValidationReport, solution: Path) -> bool:
-        """Resume the simulator agent with the crash report; True when it resubmitted."""
+        """Resume the simulator agent with the crash report; True when it resubmitted (the new checkpoint)."""
         with self.lock:
             if self.repairs_left <= 0 or self.result is None:
                 return False
@@ -179,4 +194,44 @@ class SimulatorAgentGate:
                 self.result = self.agent.run(task, history=self.result.messages)
             finally:
                 self._working.clear()
+            if self.result.submitted:
+                self._save()
             return self.result.submitted
+
+    def _save(self) -> None:
+        assert self.result is not None
+        self.workspace.write_json(
+            self._meta,
+            {
+                "steps": self.result.steps,
+                "summary": self.result.summary,
+                "repairs_left": self.repairs_left,
+                "journal_position": self.journal.position("simulator") if self.journal else 0,
+                "referee_version": self.referee.current.number if self.referee.current else 0,
+                "messages": [m.to_dict() for m in self.result.messages],
+            },
+        )
+
+    def restore(self) -> bool:
+        """Start from the accepted simulator when there is one: True when restored (the agent is not run)."""
+        if not self.workspace.exists(self._meta) or not self.referee.restore():
+            return False
+        data = self.workspace.read_json(self._meta)
+        # A repair interrupted by the kill may have half-edited the files: bring back the accepted ones.
+        self.referee.restore_live()
+        self.result = AgentResult(
+            name=self.task.name,
+            status=AgentStatus.SUBMITTED,
+            steps=int(data["steps"]),
+            usage=Usage(),
+            seconds=0.0,
+            messages=[Message.from_dict(m) for m in data["messages"]],
+            trajectory=self.workspace.trajectories / f"{self.task.name}.json",
+            summary=str(data.get("summary", "")),
+        )
+        self.repairs_left = int(data["repairs_left"])
+        if self.journal is not None:
+            self.journal.seek("simulator", int(data["journal_position"]))
+        self.done.set()
+        self.on_event(Event("simulator", "info", "accepted before the resume; loaded from the run folder"))
+        return True

@@ -15,6 +15,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeAlias
 
 from nemo_opt.llm.base import Choice, Completion, Message, ToolCall, ToolSpec, Usage
@@ -29,6 +30,7 @@ __all__ = [
     "ScriptQueue",
     "ScriptedLLM",
     "as_script_function",
+    "load_script",
     "estimate_tokens",
     "prompt_tokens",
     "reply_usage",
@@ -121,6 +123,53 @@ def as_script_function(script: Script, label: str = "script") -> ScriptFunction:
     if callable(script):
         return script
     return ScriptQueue(script, label)
+
+
+def _reply_from(data: Any, where: str) -> Reply:
+    if isinstance(data, str):
+        return Reply(text=data)
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: a reply is a string or an object with 'text' and/or 'tool_calls'")
+    unknown = set(data) - {"text", "tool_calls", "finish_reason", "usage"}
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; use text, tool_calls, finish_reason, usage")
+    calls = data.get("tool_calls") or []
+    if not all(isinstance(c, list | tuple) and len(c) == 2 and isinstance(c[0], str) for c in calls):
+        raise ValueError(f"{where}: tool_calls is a list of [name, arguments] pairs")
+    usage = data.get("usage")
+    return Reply(
+        text=str(data.get("text") or ""),
+        tool_calls=[(str(name), args) for name, args in calls],
+        finish_reason=data.get("finish_reason"),
+        usage=tuple(usage) if usage else None,
+    )
+
+
+def load_script(path: Path) -> Script:
+    """A script from a file: a JSON list of replies (or JSONL, one reply per line) handed out in order, or
+    ``{"routes": {MARKER: [replies]}}`` for a :class:`RoleRouter`. A reply is a string (its text) or an object
+    with ``text``, ``tool_calls`` (``[[name, arguments], ...]``), ``finish_reason`` and ``usage``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"the script {path} cannot be read: {exc}") from exc
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is neither JSON nor JSONL: line {exc.lineno}: {exc.msg}") from exc
+    if isinstance(data, dict) and isinstance(data.get("routes"), dict):
+        return RoleRouter(
+            {
+                marker: [_reply_from(r, f"{path}: routes[{marker!r}][{i}]") for i, r in enumerate(replies)]
+                for marker, replies in data["routes"].items()
+            }
+        )
+    if isinstance(data, list):
+        return [_reply_from(r, f"{path}: reply {i}") for i, r in enumerate(data)]
+    raise ValueError(f'{path}: a script is a list of replies or {{"routes": {{marker: [replies]}}}}')
 
 
 class RoleRouter:
