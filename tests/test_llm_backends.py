@@ -31,9 +31,11 @@ from nemo_opt.llm.base import LLM, Choice, Completion, Message, ToolCall, ToolSp
 from nemo_opt.llm.cache import ReplyCache, request_key
 from nemo_opt.llm.openai_backend import OpenAIChat
 from nemo_opt.llm.pricing import Price, cost_usd, price_for
+from nemo_opt.llm.recorder import RecordedLLM
 from nemo_opt.llm.registry import ModelRef, create_llm, parse_model_name
-from nemo_opt.llm.retry import RetryPolicy, is_retryable_status
+from nemo_opt.llm.retry import RetryPolicy
 from nemo_opt.settings import Settings
+from nemo_opt.store import RunStore
 from nemo_opt.testing import OpenAICompatServer, Reply
 
 BASH = ToolSpec("bash", "Run a shell command.", {"type": "object", "properties": {"command": {"type": "string"}}})
@@ -279,20 +281,68 @@ def test_official_endpoint_parameter_rules(settings: Settings) -> None:
 # --- retry policy -------------------------------------------------------------------------------------------
 
 
-def test_retryable_statuses() -> None:
-    assert all(is_retryable_status(s) for s in (408, 409, 429, 500, 502, 503, 504, 529))
-    assert not any(is_retryable_status(s) for s in (400, 401, 403, 404, 422))
+def test_transient_statuses_are_retried_and_other_4xx_are_final(settings: Settings, sleeps: Sleeps) -> None:
+    transient = [Reply(status=s, text=f"status {s}") for s in (408, 409, 429, 502, 504, 529)]
+    with OpenAICompatServer([*transient, Reply("ok")]) as server:
+        completion = chat(server, settings, sleeps, retries=6).complete(HELLO)
+    assert completion.first.text == "ok" and completion.retries == 6 and len(sleeps) == 6
+    for status in (400, 403, 422):
+        with OpenAICompatServer([Reply(status=status, text="no"), Reply("never sent")]) as server:
+            with pytest.raises(LLMRejected, match=f"HTTP {status}"):
+                chat(server, settings, sleeps, retries=6).complete(HELLO)
+            assert len(server.chat_requests) == 1
+    assert len(sleeps) == 6
 
 
-def test_retry_after_forms() -> None:
-    now = datetime(2025, 1, 1, tzinfo=UTC)
-    policy = RetryPolicy(3, 30.0, now=now.timestamp)
-    assert policy.retry_after({"Retry-After": "7"}) == 7.0
-    assert policy.retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
-    assert policy.retry_after({"Retry-After": format_datetime(now + timedelta(seconds=12), usegmt=True)}) == 12.0
-    assert policy.retry_after({"Retry-After": "soon"}) is None and policy.retry_after({}) is None
-    assert policy.wait(0, {"Retry-After": "100"}) == 30.0
-    assert all(15.0 <= policy.wait(10) <= 30.0 for _ in range(20))
+def test_retry_after_forms(tmp_path: Path, sleeps: Sleeps) -> None:
+    settings = Settings(home=tmp_path, llm_timeout=5.0, llm_backoff_max=30.0)
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=12), usegmt=True)
+    hints = [
+        {"Retry-After": "7"},
+        {"retry-after-ms": "250", "retry-after": "9"},  # the milliseconds form wins
+        {"Retry-After": soon},
+        {"Retry-After": "100"},  # capped at llm_backoff_max
+        {"Retry-After": "soon"},  # unreadable: the backoff of the fifth attempt, 16 s x [0.5, 1]
+    ]
+    script = [Reply(status=429, headers=h) for h in hints]
+    with OpenAICompatServer([*script, Reply("ok")]) as server:
+        completion = chat(server, settings, sleeps, retries=5).complete(HELLO)
+    assert completion.retries == 5
+    assert sleeps[:2] == [7.0, 0.25] and 10.0 < sleeps[2] <= 12.0 and sleeps[3] == 30.0
+    assert 8.0 <= sleeps[4] <= 16.0
+
+
+def test_backoff_doubles_with_jitter_up_to_backoff_max(tmp_path: Path, sleeps: Sleeps) -> None:
+    settings = Settings(home=tmp_path, llm_timeout=5.0, llm_backoff_max=10.0)
+    with OpenAICompatServer([Reply(status=500)] * 6 + [Reply("ok")]) as server:
+        completion = chat(server, settings, sleeps, retries=6).complete(HELLO)
+    assert completion.retries == 6
+    for attempt, wait in enumerate(sleeps):
+        ceiling = min(10.0, 2.0**attempt)
+        assert 0.5 * ceiling <= wait <= ceiling, (attempt, wait)
+    assert len(set(sleeps[4:])) == 2  # capped, still jittered
+
+
+def test_retries_are_logged_and_reach_the_run_store(
+    settings: Settings, sleeps: Sleeps, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RunStore(tmp_path / "nemo.db")
+    store.create_run("run", tmp_path, "t", "sha")
+    # One choice per request: the second is asked for again, and the retries of both requests add up.
+    script = [Reply(status=503, text="loading"), Reply("a"), Reply(status=429, text="busy"), Reply("b")]
+    with OpenAICompatServer([*script, Reply(status=401, text="bad key")], ignore_n=True) as server:
+        recorded = RecordedLLM(chat(server, settings, sleeps), store=store, run_id="run", stage="extract")
+        with caplog.at_level("WARNING", logger="nemo_opt.llm.retry"):
+            assert [c.text for c in recorded.complete(HELLO, n=2, temperature=0.7).choices] == ["a", "b"]
+        with pytest.raises(LLMRejected):
+            recorded.complete(HELLO)
+    good, bad = store.llm_calls("run")
+    assert good["retries"] == 2 and good["error"] is None
+    assert bad["retries"] == 0 and "bad key" in bad["error"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"model call failed (HTTP 503: loading); retry 1/2 in {sleeps[0]:.1f} s",
+        f"model call failed (HTTP 429: busy); retry 1/2 in {sleeps[1]:.1f} s",
+    ]
 
 
 # --- registry -------------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Chat-completions backend for the official OpenAI endpoint and any OpenAI-compatible server.
 
 vLLM, llama.cpp's server, Ollama, DeepSeek and most hosted open-weight services speak this protocol, so this
-one class covers them all. The SDK's own retries are switched off: :class:`RetryPolicy` retries instead, so
-every retry is logged and bounded by the settings.
+one class covers them all. The SDK's own retries are switched off: :class:`RetryPolicy` (tenacity) retries
+instead, so every retry is bounded by the settings, logged and counted in the run store (why: llm/retry.py).
 """
 
 from __future__ import annotations

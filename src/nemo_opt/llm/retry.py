@@ -1,24 +1,37 @@
-"""The retry policy every model backend shares, and the translation of a final failure into an :class:`LLMError`.
+"""Retries of model calls (tenacity) and the translation of a final failure into an :class:`LLMError`.
 
-A backend wraps one HTTP call in :meth:`RetryPolicy.run`, together with a classifier that turns the SDK's
-exception into a :class:`Failure`. The policy decides whether to retry, how long to wait (``Retry-After`` first,
-exponential backoff with jitter otherwise), and when the budget is spent it raises what the backend's
-``give_up`` callback builds, chained to the last SDK error.
+A backend wraps one HTTP call in :meth:`RetryPolicy.run` with a classifier that turns the SDK's exception into
+a :class:`Failure`. ``tenacity`` retries the retryable ones (429, 5xx, timeouts, refused or dropped connections,
+unusable bodies) up to ``llm_max_retries`` times, waiting what ``Retry-After`` asks or a jittered exponential
+backoff, each wait capped at ``llm_backoff_max``; the final failure is raised as what ``give_up`` builds from
+it, chained to the last SDK error. Cost ceiling and run time limit are checked per ``LLM.complete`` call,
+outside the backend (``llm/recorder.py``, ``pipeline._DeadlineLLM``).
+
+Why tenacity and not the SDKs' own retries (``max_retries`` stays 0): ``benchmarks/sdk_retries.py``, against the
+loopback server with ``max_retries=4`` and openai 3.57, measured that the SDK gave up after 1 request on a 429
+with ``Retry-After: 3600`` (it refuses hints over 120 s; anthropic 2.15's source sleeps any hint in full, not
+``llm_backoff_max``); spaced four 500s 0.49, 0.94, 1.77, 3.63 s with ``llm_backoff_max`` = 2 s (its cap is a
+fixed 8 s; tenacity here: 0.89, 1.03, 1.62, 1.89 s); and did not retry a 200 with truncated JSON (escaping as
+a bare ``JSONDecodeError``) or with no choices (1 request each; here 2, recovered). The SDKs also do not report
+how many retries a call took, which the run store records per call, and their sleep cannot be injected, which
+the fault suite (``testing/model_faults.py``) uses to bring a refusing server up during the first wait.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
+import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
+
+import tenacity
 
 from nemo_opt.exceptions import LLMBadResponse, LLMError, LLMRejected, LLMUnavailable
 from nemo_opt.llm.base import Choice, Completion, Usage
@@ -27,28 +40,15 @@ from nemo_opt.llm.pricing import cost_usd
 if TYPE_CHECKING:
     from nemo_opt.settings import Settings
 
-__all__ = [
-    "Failure",
-    "FailureKind",
-    "RetryPolicy",
-    "UnusableReply",
-    "classify_sdk_error",
-    "is_retryable_status",
-    "translate_failure",
-]
+__all__ = ["Failure", "FailureKind", "RetryPolicy", "UnusableReply", "classify_sdk_error", "translate_failure"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 # 408 (request timeout), 409 (OpenAI's lock contention) and 429 (rate limit) are transient by definition;
-# every other 4xx means the same request will fail again.
+# every other 4xx means the same request will fail again. The SDKs retry the same set.
 _RETRYABLE_4XX = frozenset({408, 409, 429})
-
-
-def is_retryable_status(status: int) -> bool:
-    """True for HTTP statuses worth retrying: 408, 409, 429 and every 5xx."""
-    return status in _RETRYABLE_4XX or status >= 500
 
 
 class FailureKind(StrEnum):
@@ -67,13 +67,12 @@ class Failure:
     kind: FailureKind
     detail: str
     status: int | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def retryable(self) -> bool:
-        """Whether another attempt may succeed."""
+        """Whether another attempt may succeed: anything but a 4xx other than 408, 409 and 429."""
         if self.kind is FailureKind.STATUS:
-            return self.status is not None and is_retryable_status(self.status)
+            return self.status is not None and (self.status in _RETRYABLE_4XX or self.status >= 500)
         return True
 
 
@@ -107,9 +106,7 @@ def classify_sdk_error(
         return Failure(FailureKind.BAD_RESPONSE, str(exc))
     if isinstance(exc, status_error):
         status = int(getattr(exc, "status_code", 0))
-        response = getattr(exc, "response", None)
-        headers = {str(k).lower(): str(v) for k, v in response.headers.items()} if response is not None else {}
-        return Failure(FailureKind.STATUS, f"HTTP {status}: {_server_message(exc)}", status, headers)
+        return Failure(FailureKind.STATUS, f"HTTP {status}: {_server_message(exc)}", status)
     # Timeouts subclass connection errors in both SDKs, so they are checked first.
     if isinstance(exc, timeout_error):
         return Failure(FailureKind.TIMEOUT, "request timed out")
@@ -122,72 +119,56 @@ def classify_sdk_error(
     return None
 
 
-class RetryPolicy:
-    """Bounded retries with ``Retry-After`` support and jittered exponential backoff.
+def _retry_after(exc: BaseException | None) -> float | None:
+    """Seconds the server asked us to wait (``retry-after-ms``, ``Retry-After`` seconds or date), if any.
 
-    ``sleep`` and ``clock`` are injectable so tests can observe the waits without waiting; ``now`` (wall
-    time, for HTTP-date ``Retry-After`` values) and ``rng`` likewise.
+    Kept by hand: tenacity 9.2 has no Retry-After wait, and the SDKs' parsers are private methods of their
+    clients (``_parse_retry_after_header``)."""
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            seconds = float(headers.get(name, "nan")) / scale
+        except ValueError:
+            continue
+        if math.isfinite(seconds):
+            return max(0.0, seconds)
+    try:
+        when = parsedate_to_datetime(headers.get("retry-after", ""))
+    except (TypeError, ValueError):
+        return None
+    # A "-0000" zone parses as naive; HTTP dates are UTC.
+    return max(0.0, (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() - time.time())
+
+
+class RetryPolicy:
+    """At most ``max_retries`` retries, waiting ``Retry-After`` or a jittered exponential backoff, both capped.
+
+    The backoff after failed attempt ``k`` (0-based) is uniform in [0.5, 1] × min(``backoff_max``,
+    ``base`` × 2^k): half fixed so a loading server is not hammered, half random so many clients spread out.
+    ``sleep`` is injectable so tests can observe the waits without waiting.
     """
 
     def __init__(
-        self,
-        max_retries: int,
-        backoff_max: float,
-        base: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        *,
-        now: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
+        self, max_retries: int, backoff_max: float, base: float = 1.0, sleep: Callable[[float], None] = time.sleep
     ) -> None:
         if max_retries < 0 or backoff_max < 0 or base < 0:
             raise ValueError("max_retries, backoff_max and base must be >= 0")
         self.max_retries = max_retries
         self.backoff_max = backoff_max
-        self.base = base
         self.sleep = sleep
-        self.clock = clock
-        self.now = now
-        self._rng = rng or random.Random()
+        half = {"multiplier": base / 2, "max": backoff_max / 2}
+        self._backoff = tenacity.wait_exponential(**half) + tenacity.wait_random_exponential(**half)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
         """The policy configured by ``llm_max_retries`` and ``llm_backoff_max``."""
         return cls(settings.llm_max_retries, settings.llm_backoff_max)
 
-    def backoff(self, attempt: int) -> float:
-        """Jittered exponential wait after failed attempt number ``attempt`` (0-based)."""
-        # The exponent is capped so a huge retry budget cannot overflow the float.
-        return min(self.backoff_max, self.base * 2.0 ** min(attempt, 64)) * self._rng.uniform(0.5, 1.0)
-
-    def retry_after(self, headers: Mapping[str, str]) -> float | None:
-        """Seconds the server asked us to wait (``retry-after-ms``, ``Retry-After`` seconds or date), if any."""
-        lowered = {k.lower(): v for k, v in headers.items()}
-        for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-            raw = lowered.get(name)
-            if raw is None:
-                continue
-            try:
-                return max(0.0, float(raw) / scale)
-            except ValueError:
-                pass
-        raw = lowered.get("retry-after")
-        if raw is None:
-            return None
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, when.timestamp() - self.now())
-
-    def wait(self, attempt: int, headers: Mapping[str, str] | None = None) -> float:
-        """Seconds to wait before the next attempt: the server's hint if given, else backoff; capped."""
-        hinted = self.retry_after(headers or {})
-        if hinted is not None:
-            return min(self.backoff_max, hinted)
-        return self.backoff(attempt)
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        hinted = _retry_after(state.outcome.exception() if state.outcome else None)
+        return min(self.backoff_max, hinted) if hinted is not None else self._backoff(state)
 
     def run(
         self,
@@ -200,26 +181,34 @@ class RetryPolicy:
         Exceptions ``classify`` maps to None propagate unchanged (they are bugs, not service failures).
         A final or budget-exhausting failure raises ``give_up(failure, retries)`` from the last exception.
         """
-        attempt = 0
-        while True:
-            try:
-                return call(), attempt
-            except Exception as exc:
-                failure = classify(exc)
-                if failure is None:
-                    raise
-                if not failure.retryable or attempt >= self.max_retries:
-                    raise give_up(failure, attempt) from exc
-                delay = self.wait(attempt, failure.headers)
-                log.warning(
-                    "model call failed (%s); retry %d/%d in %.1f s",
-                    failure.detail,
-                    attempt + 1,
-                    self.max_retries,
-                    delay,
-                )
-                self.sleep(delay)
-                attempt += 1
+
+        def failure_of(exc: BaseException | None) -> Failure | None:
+            return classify(exc) if isinstance(exc, Exception) else None
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            failure = failure_of(state.outcome.exception() if state.outcome else None)
+            delay = state.next_action.sleep if state.next_action else 0.0
+            detail = failure.detail if failure else "?"
+            log.warning(
+                "model call failed (%s); retry %d/%d in %.1f s", detail, state.attempt_number, self.max_retries, delay
+            )
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception(lambda exc: getattr(failure_of(exc), "retryable", False)),
+            sleep=self.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            result = retrying(call)
+        except Exception as exc:
+            failure = failure_of(exc)
+            if failure is None:
+                raise
+            raise give_up(failure, retrying.statistics["attempt_number"] - 1) from exc
+        return result, retrying.statistics["attempt_number"] - 1
 
     def gather(
         self,
@@ -236,7 +225,7 @@ class RetryPolicy:
         """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        start = self.clock()
+        start = time.monotonic()
         choices: list[Choice] = []
         usage = Usage()
         retries = 0
@@ -251,7 +240,7 @@ class RetryPolicy:
             choices=tuple(choices),
             usage=usage,
             model=model,
-            seconds=self.clock() - start,
+            seconds=time.monotonic() - start,
             cost_usd=cost_usd(model, usage),
             retries=retries,
         )
