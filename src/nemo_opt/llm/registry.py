@@ -54,7 +54,8 @@ _FORMS = f"""Use one of:
   anthropic:MODEL               e.g. anthropic:claude-sonnet-4-5 (key from ANTHROPIC_API_KEY)
   ollama:MODEL                  e.g. ollama:qwen2.5-coder:32b    (server at $OLLAMA_HOST or {OLLAMA_URL})
   openai-compatible:MODEL@URL   e.g. openai-compatible:qwen@http://127.0.0.1:8080/v1 (NEMO_API_KEY if needed)
-  local:PATH.gguf               e.g. local:models/qwen2.5-coder-1.5b-q4_k_m.gguf (managed llama.cpp server)"""
+  local:PATH.gguf               e.g. local:models/qwen2.5-coder-1.5b-q4_k_m.gguf (managed llama.cpp server)
+  scripted:FILE.json            replies read from a file (offline runs without any model service)"""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import tenacity
 
-from nemo_opt.exceptions import LLMBadResponse, LLMError, LLMRejected, LLMUnavailable
+from nemo_opt.exceptions import LLMBadResponse, LLMError, LLMRejected, LLMUnavailable, UnusableReply
 from nemo_opt.llm.base import Choice, Completion, Usage
 from nemo_opt.llm.pricing import cost_usd
 
@@ -74,10 +74,6 @@ class Failure:
         if self.kind is FailureKind.STATUS:
             return self.status is not None and (self.status in _RETRYABLE_4XX or self.status >= 500)
         return True
-
-
-class UnusableReply(Exception):
-    """Raised by a backend's parsing code inside a retried call when the reply cannot be used (no choices...)."""
 
 
 def _server_message(exc: Exception) -> str:
