@@ -207,3 +207,11 @@ def test_a_scripted_model_file_runs_the_pipeline_through_the_registry(settings: 
         create_llm(f"scripted:{tmp_path / 'bad.json'}", settings)
     with pytest.raises(ModelNotConfigured, match="cannot be read"):
         create_llm(f"scripted:{tmp_path / 'missing.json'}", settings)
+
+
+def test_both_sandbox_backends_hold_the_protocol_the_pipeline_uses(tmp_path: Path) -> None:
+    from nemo_opt.sandbox.base import WorkspaceSandbox
+
+    plain = make_sandbox("plain", tmp_path / "ws", Limits(timeout=10))
+    assert isinstance(plain, WorkspaceSandbox) and isinstance(plain.scoped([tmp_path / "ws"]), WorkspaceSandbox)
+    assert isinstance(plain.relocated(tmp_path / "other"), WorkspaceSandbox) and plain.describe_containment()

@@ -17,7 +17,7 @@ from nemo_opt import door
 from nemo_opt.exceptions import BadInput
 from nemo_opt.fsutil import atomic_write_json
 from nemo_opt.sandbox import sandbox_from_settings
-from nemo_opt.sandbox.local import SubprocessSandbox
+from nemo_opt.sandbox.base import WorkspaceSandbox
 from nemo_opt.settings import Settings
 from nemo_opt.solution import SimVerdict, Solution, SolveStatus
 from nemo_opt.stages.referee import Referee, simulator_files
@@ -142,7 +142,7 @@ def resolve_package(
 def _check(
     workspace: Workspace,
     package: Path,
-    sandbox: SubprocessSandbox,
+    sandbox: WorkspaceSandbox,
     solution: Solution,
     data: Any,
     names: list[str],

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-__all__ = ["ExecResult", "Limit", "Limits", "Sandbox"]
+__all__ = ["ExecResult", "Limit", "Limits", "Sandbox", "WorkspaceSandbox"]
 
 
 class Limit(StrEnum):
@@ -83,4 +83,26 @@ class Sandbox(Protocol):
         env: Mapping[str, str] | None = None,
     ) -> ExecResult:
         """Run ``command`` with bash in ``cwd`` (which must lie inside the workspace) and wait for it."""
+        ...
+
+
+@runtime_checkable
+class WorkspaceSandbox(Sandbox, Protocol):
+    """A sandbox on one workspace that the pipeline can narrow per agent and move for the referee."""
+
+    @property
+    def enforces_scope(self) -> bool:
+        """Whether commands of a :meth:`scoped` sandbox really cannot write outside its folders."""
+        ...
+
+    def scoped(self, writable: Sequence[Path]) -> WorkspaceSandbox:
+        """A sandbox like this one whose commands may write only inside ``writable``."""
+        ...
+
+    def relocated(self, workspace: Path) -> WorkspaceSandbox:
+        """A sandbox like this one on another workspace (all of it writable)."""
+        ...
+
+    def describe_containment(self) -> str:
+        """What this backend contains and what it does not, in one sentence."""
         ...

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -199,13 +200,14 @@ class BwrapSandbox(SubprocessSandbox):
         limits: Limits | None = None,
         *,
         env_passthrough: Sequence[str] = (),
+        slots: threading.BoundedSemaphore | None = None,
         bwrap: str | None = None,
     ) -> None:
         path = bwrap or shutil.which("bwrap")
         problem = _NOT_INSTALLED if path is None else _probe(path)
         if path is None or problem is not None:
             raise SandboxError(f"The bubblewrap sandbox cannot be used: {problem}. {BWRAP_FIX}")
-        super().__init__(workspace, limits, env_passthrough=env_passthrough)
+        super().__init__(workspace, limits, env_passthrough=env_passthrough, slots=slots)
         self.bwrap = path
         self.userns_disabled = disables_userns(path)
 

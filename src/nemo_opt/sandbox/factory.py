@@ -47,7 +47,12 @@ def _warn_fallback(problem: str) -> None:
 
 
 def make_sandbox(
-    kind: SandboxKind, workspace: Path, limits: Limits, *, env_passthrough: Sequence[str] = ()
+    kind: SandboxKind,
+    workspace: Path,
+    limits: Limits,
+    *,
+    env_passthrough: Sequence[str] = (),
+    slots: threading.BoundedSemaphore | None = None,
 ) -> SubprocessSandbox:
     """A sandbox of the requested kind for ``workspace``.
 
@@ -55,16 +60,16 @@ def make_sandbox(
     once). ``bwrap`` raises :class:`SandboxError` when bubblewrap is unusable instead of falling back.
     """
     if kind == "plain":
-        return PlainSandbox(workspace, limits, env_passthrough=env_passthrough)
+        return PlainSandbox(workspace, limits, env_passthrough=env_passthrough, slots=slots)
     if kind not in ("auto", "bwrap"):
         raise ConfigError(f"Unknown sandbox kind {kind!r}; use auto, bwrap or plain.")
     problem = bwrap_problem()
     if problem is None:
-        return BwrapSandbox(workspace, limits, env_passthrough=env_passthrough)
+        return BwrapSandbox(workspace, limits, env_passthrough=env_passthrough, slots=slots)
     if kind == "bwrap":
         raise SandboxError(f'sandbox = "bwrap" was requested but bubblewrap cannot be used: {problem}. {BWRAP_FIX}')
     _warn_fallback(problem)
-    return PlainSandbox(workspace, limits, env_passthrough=env_passthrough)
+    return PlainSandbox(workspace, limits, env_passthrough=env_passthrough, slots=slots)
 
 
 _SLOTS: dict[int, threading.BoundedSemaphore] = {}
@@ -91,6 +96,10 @@ def sandbox_from_settings(settings: Settings, workspace: Path) -> SubprocessSand
         max_output_mb=settings.sandbox_max_output_mb,
         disk_mb=settings.sandbox_disk_mb,
     )
-    sandbox = make_sandbox(settings.sandbox, workspace, limits, env_passthrough=settings.sandbox_env_passthrough)
-    sandbox.slots = shared_slots(settings.sandbox_concurrency)
-    return sandbox
+    return make_sandbox(
+        settings.sandbox,
+        workspace,
+        limits,
+        env_passthrough=settings.sandbox_env_passthrough,
+        slots=shared_slots(settings.sandbox_concurrency),
+    )

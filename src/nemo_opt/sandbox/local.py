@@ -37,13 +37,20 @@ class SubprocessSandbox(ABC):
     name: str
     containment: str
 
-    def __init__(self, workspace: Path, limits: Limits | None = None, *, env_passthrough: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        workspace: Path,
+        limits: Limits | None = None,
+        *,
+        env_passthrough: Sequence[str] = (),
+        slots: threading.BoundedSemaphore | None = None,
+    ) -> None:
         workspace.mkdir(parents=True, exist_ok=True)
         self.workspace = workspace.resolve()
         self.limits = limits or Limits()
         self.env_passthrough = accepted_names(env_passthrough)
         # Shared by every sandbox of the process when set: bounds CPU-heavy commands run at once.
-        self.slots: threading.BoundedSemaphore | None = None
+        self.slots = slots
         # The folders commands may write to; None: the whole workspace.
         self.writable: tuple[Path, ...] | None = None
 

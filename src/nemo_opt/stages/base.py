@@ -32,7 +32,7 @@ from nemo_opt.store import RunStore
 from nemo_opt.workspace import Workspace
 
 if TYPE_CHECKING:
-    from nemo_opt.sandbox.local import SubprocessSandbox
+    from nemo_opt.sandbox.base import WorkspaceSandbox
     from nemo_opt.spec import ProblemSpec
     from nemo_opt.stages.consensus import Consensus
     from nemo_opt.stages.optimize import OptimizerOutcome
@@ -71,7 +71,7 @@ class RunContext:
     retrieval: Retrieval | None = None
     spec: ProblemSpec | None = None
     recommendation: Recommendation | None = None
-    sandbox: SubprocessSandbox | None = None
+    sandbox: WorkspaceSandbox | None = None
     referee: Referee | None = None
     outcomes: list[OptimizerOutcome] = field(default_factory=list)
     consensus: Consensus | None = None

@@ -39,7 +39,7 @@ from scipy import sparse
 
 from nemo_opt import door
 from nemo_opt.harness import harness_source
-from nemo_opt.sandbox.local import SubprocessSandbox
+from nemo_opt.sandbox.base import WorkspaceSandbox
 from nemo_opt.solution import Issue, SimVerdict, Solution
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
 from nemo_opt.workspace import Workspace
@@ -120,7 +120,7 @@ def read_model_file(path: Path) -> ModelRows:
     return _rows_from_arrays(arrays(str(path)))
 
 
-def read_untrusted_model(data: bytes, suffix: str, sandbox: SubprocessSandbox, *, timeout: float) -> ModelRows:
+def read_untrusted_model(data: bytes, suffix: str, sandbox: WorkspaceSandbox, *, timeout: float) -> ModelRows:
     """Read an agent's model file: HiGHS parses it in a sandboxed process (time and memory limits, apart from the
     host), which hands back plain arrays (no pickles); the host checks their shapes and values before use."""
     with tempfile.TemporaryDirectory(prefix="nemo-model-") as private:
@@ -682,7 +682,7 @@ READER = "read_model.py"
 
 
 def load_exported_model(
-    workspace: Workspace, folder: Path, solution: Solution, spec: ProblemSpec, sandbox: SubprocessSandbox
+    workspace: Workspace, folder: Path, solution: Solution, spec: ProblemSpec, sandbox: WorkspaceSandbox
 ) -> tuple[ModelRows, dict[int, tuple[str, tuple[str, ...]]]] | str:
     """The model the optimizer exported (through the safe door, parsed apart: :func:`read_untrusted_model`), and the
     map of its columns to P*'s variables; a string says why there is none."""

@@ -36,8 +36,7 @@ from pydantic import ValidationError
 from nemo_opt import door
 from nemo_opt.exceptions import DoorRefused
 from nemo_opt.harness import harness_source
-from nemo_opt.sandbox.base import ExecResult
-from nemo_opt.sandbox.local import SubprocessSandbox
+from nemo_opt.sandbox.base import ExecResult, WorkspaceSandbox
 from nemo_opt.solution import SimVerdict
 from nemo_opt.workspace import Workspace
 
@@ -92,7 +91,7 @@ class Referee:
     """Freezes accepted simulators and judges solutions with the frozen version, apart from the agents."""
 
     def __init__(
-        self, workspace: Workspace, sandbox: SubprocessSandbox, data: Any, *, timeout: float, rtol: float = 1e-6
+        self, workspace: Workspace, sandbox: WorkspaceSandbox, data: Any, *, timeout: float, rtol: float = 1e-6
     ) -> None:
         self.workspace = workspace
         self.rtol = rtol  # every judgement passes the run's rtol with the atol it is given
