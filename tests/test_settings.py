@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nemo_opt.exceptions import ConfigError
-from nemo_opt.settings import Settings, load_settings
+from nemo_opt.settings import Settings, config_path, load_settings
 
 
 def test_precedence_defaults_toml_env_flags(tmp_path: Path) -> None:
@@ -94,12 +94,31 @@ def test_direct_construction_reads_no_environment_or_file(tmp_path: Path, monkey
     monkeypatch.setenv("NEMO_OPTIMIZERS", "7")
     monkeypatch.setenv("NEMO_OPTIMISERS", "7")  # a misspelt variable must not break direct construction either
     for settings in (Settings(), Settings.model_validate({}), Settings(home=tmp_path)):
-        assert settings.optimizers == 3 and settings.model is None
+        assert settings.optimizers == 3 and settings.model is None and settings.config_file is None
     resumed = Settings.model_validate({**Settings(atol=1e-3).model_dump(), "repair_rounds": 1})
     assert (resumed.atol, resumed.repair_rounds, resumed.optimizers) == (1e-3, 1, 3)
     monkeypatch.delenv("NEMO_OPTIMISERS")
     loaded = load_settings()  # the same environment and file do reach load_settings
     assert loaded.optimizers == 7 and loaded.model == "openai:gpt-4.1"
+
+
+def test_config_file_is_the_nemo_toml_that_was_read(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"NEMO_HOME": str(home)}
+    assert load_settings(environ=env).config_file is None and config_path(env) is None
+    (home / "nemo.toml").write_text("optimizers = 1\n")
+    assert load_settings(environ=env).config_file == home / "nemo.toml" == config_path(env)
+    (tmp_path / "nemo.toml").write_text("optimizers = 2\n")  # ./nemo.toml (the cwd) comes before $NEMO_HOME's
+    assert load_settings(environ=env).config_file == tmp_path / "nemo.toml"
+    named = tmp_path / "other.toml"
+    named.write_text("optimizers = 3\n")
+    settings = load_settings(environ={**env, "NEMO_CONFIG": str(named)})
+    assert (settings.config_file, settings.optimizers) == (named, 3)
+    explicit = tmp_path / "explicit.toml"
+    explicit.write_text("optimizers = 4\n")
+    settings = load_settings(config=explicit, environ={**env, "NEMO_CONFIG": str(named)})
+    assert (settings.config_file, settings.optimizers) == (explicit, 4)
 
 
 def test_unknown_key_in_nemo_toml_names_file_key_and_nearest(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -69,6 +69,9 @@ class Settings(BaseModel):
     """Every knob of nemo-opt. Each field's description is its one-line documentation."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    # Not a setting: which nemo.toml load_settings read (see config_file).
+    _config_file: Path | None = PrivateAttr(None)
 
     # --- where things live -------------------------------------------------------------------------------
     home: Path = Field(default_factory=_default_home, description="Run store, caches and memory live here.")
@@ -209,6 +212,11 @@ class Settings(BaseModel):
         return self
 
     @property
+    def config_file(self) -> Path | None:
+        """The nemo.toml these settings were read from, absolute (None: no file, or built without load_settings)."""
+        return self._config_file
+
+    @property
     def run_root(self) -> Path:
         """Directory under which run folders are created."""
         return self.runs_dir or self.home / "runs"
@@ -338,7 +346,7 @@ class _TomlLayer(TomlConfigSettingsSource):
     """One nemo.toml, whose top-level keys must all be setting names."""
 
     def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
-        self.path = path = path.absolute()  # messages name it whatever the cwd
+        self.path = path = path.absolute()  # messages and Settings.config_file name it whatever the cwd
         # TomlConfigSettingsSource skips a file that does not exist; a file named by --config or load_settings(config=)
         # must be there.
         if not path.is_file():
@@ -400,7 +408,7 @@ def load_settings(
     """Build the settings: defaults, then nemo.toml, then NEMO_* environment, then ``overrides`` (CLI flags).
 
     ``None`` values in ``overrides`` mean "flag not given" and are skipped. ``config`` replaces the nemo.toml
-    lookup; ``environ`` replaces ``os.environ``.
+    lookup; ``environ`` replaces ``os.environ``. The result's ``config_file`` is the nemo.toml that was read.
     """
     env = os.environ if environ is None else environ
     flags = {key: value for key, value in (overrides or {}).items() if value is not None}
@@ -425,4 +433,6 @@ def load_settings(
     finally:
         _LAYERS.reset(token)
     # Only the fields some layer set, so that Settings knows which were chosen (see _local_model_profile).
-    return Settings.model_validate(layered.model_dump(exclude_unset=True))
+    settings = Settings.model_validate(layered.model_dump(exclude_unset=True))
+    settings._config_file = None if file_layer is None else file_layer.path
+    return settings
