@@ -1,31 +1,59 @@
 """One settings object, built from defaults, then ``nemo.toml``, then ``NEMO_*`` variables, then CLI flags.
 
-Later sources win. Secrets (API keys) are never settings: they are read from the environment only
-(``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``, ``NEMO_API_KEY``) at the moment a backend needs them.
+Later sources win; pydantic-settings does the layering (``_Layers``). Only :func:`load_settings` reads the file and
+the environment: ``Settings(...)`` and ``Settings.model_validate(...)`` use nothing but their arguments, so a run
+resumed from its saved settings, or a test, is not changed by the shell it runs in.
+
+Secrets (API keys) are never settings: they are read from the environment only (``OPENAI_API_KEY``,
+``ANTHROPIC_API_KEY``, ``NEMO_API_KEY``) at the moment a backend needs them.
 
 ``nemo.toml`` is looked up at ``$NEMO_CONFIG`` if set, else ``./nemo.toml``, else ``$NEMO_HOME/nemo.toml``.
-Keys are the field names below, at top level (``model = "openai:gpt-4.1"``, ``atol = 1e-7``).
+Keys are the field names below, at top level (``model = "openai:gpt-4.1"``, ``atol = 1e-7``). In the environment
+a setting is ``NEMO_`` and its name in capitals (``NEMO_ATOL=1e-7``); a list is JSON or comma-separated, a dict is
+JSON, and ``none``, ``null`` or an empty value unsets an optional setting.
 """
 
 from __future__ import annotations
 
-import json
+import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
 
 from nemo_opt.exceptions import ConfigError
 
 __all__ = ["MODEL_SETTINGS", "SHAPE_SETTINGS", "Settings", "config_path", "load_settings"]
 
 ENV_PREFIX = "NEMO_"
-# NEMO_* variables that are not settings fields (so they are not mistaken for typos).
-_NON_FIELD_ENV = {"NEMO_CONFIG", "NEMO_API_KEY"}
+# NEMO_* variables that are not settings fields, so they are not reported as misspelt settings: the nemo.toml
+# path and the key of OpenAI-compatible servers (read here and by the backends), the sandbox's process marker
+# (sandbox/_env.py), the mutant runner's capture file (evaluation/mutants.py), and the test suite's own
+# (tests/conftest.py, tests/test_live_local_model.py, sandbox/hostile.py).
+_NON_FIELD_ENV = {
+    "NEMO_CONFIG",
+    "NEMO_API_KEY",
+    "NEMO_SANDBOX_ID",
+    "NEMO_CAPTURE",
+    "NEMO_LIVE_GGUF",
+    "NEMO_TEST_SECRET",
+}
+# Values of a NEMO_* variable that unset an optional setting (compared stripped and lower-cased).
+_NONE_WORDS = {"", "none", "null"}
 
 
 def _default_home() -> Path:
@@ -40,6 +68,9 @@ class Settings(BaseModel):
     """Every knob of nemo-opt. Each field's description is its one-line documentation."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    # Not a setting: which nemo.toml load_settings read (see config_file).
+    _config_file: Path | None = PrivateAttr(None)
 
     # --- where things live -------------------------------------------------------------------------------
     home: Path = Field(default_factory=_default_home, description="Run store, caches and memory live here.")
@@ -214,6 +245,11 @@ class Settings(BaseModel):
         return self
 
     @property
+    def config_file(self) -> Path | None:
+        """The nemo.toml these settings were read from, absolute (None: no file, or built without load_settings)."""
+        return self._config_file
+
+    @property
     def run_root(self) -> Path:
         """Directory under which run folders are created."""
         return self.runs_dir or self.home / "runs"
@@ -252,7 +288,11 @@ class Settings(BaseModel):
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> Path | None:
-    """The nemo.toml that applies, or None when there is none."""
+    """The nemo.toml that applies, or None when there is none.
+
+    The first of ``$NEMO_CONFIG``, ``./nemo.toml``, ``$NEMO_HOME/nemo.toml`` wins. Hand-written because
+    TomlConfigSettingsSource, given several files, reads every one that exists and merges them; nemo-opt reads one.
+    """
     env = os.environ if environ is None else environ
     if env.get("NEMO_CONFIG"):
         path = Path(env["NEMO_CONFIG"]).expanduser()
@@ -267,48 +307,129 @@ def config_path(environ: Mapping[str, str] | None = None) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"Cannot read {path}: {exc}. Fix the file or remove it.") from exc
-    unknown = sorted(set(data) - set(Settings.model_fields))
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown setting(s) {', '.join(unknown)}. Valid names: {', '.join(sorted(Settings.model_fields))}."
-        )
-    return data
+_FIELDS = Settings.model_fields
 
 
-def _env_value(name: str, raw: str) -> Any:
-    annotation = str(Settings.model_fields[name].annotation)
-    if "dict" in annotation:
+def _name_list(unknown: Iterable[str], valid: Iterable[str]) -> str:
+    """``'a' (did you mean 'b'?), 'c'``, followed by every valid name when none of them is close to one."""
+    valid = sorted(valid)
+    parts, guessed = [], False
+    for name in unknown:
+        close = difflib.get_close_matches(name, valid, n=1)
+        parts.append(f"'{name}' (did you mean '{close[0]}'?)" if close else f"'{name}'")
+        guessed = guessed or bool(close)
+    listing = "" if guessed else f". Valid names: {', '.join(valid)}"
+    return ", ".join(parts) + listing
+
+
+def _accepts_none(field: FieldInfo) -> bool:
+    return type(None) in get_args(field.annotation)
+
+
+class _EnvLayer(EnvSettingsSource):
+    """The ``NEMO_*`` variables of one mapping: ``os.environ``, or the one given to :func:`load_settings`.
+
+    On top of pydantic-settings' reading (JSON for lists and dicts) a list may be comma-separated
+    (``NEMO_SOLVERS=highs,scip``), and ``none``, ``null`` or an empty value unsets an optional setting (any case:
+    pydantic-settings' ``env_parse_none_str`` takes one exact spelling). A ``NEMO_*`` name that is no setting is
+    an error naming the closest one: pydantic-settings skips variables that match no field, so a misspelt
+    setting would otherwise be ignored without a word.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        given = {key: value for key, value in environ.items() if key.startswith(ENV_PREFIX)}
+        unknown = [k for k in sorted(given) if k not in _NON_FIELD_ENV and k[len(ENV_PREFIX) :].lower() not in _FIELDS]
+        if unknown:
+            valid = [ENV_PREFIX + name.upper() for name in _FIELDS]
+            raise ConfigError(
+                f"Unknown NEMO_* environment variable(s) {_name_list(unknown, valid)}. Each NEMO_ variable names a "
+                "setting (see nemo_opt.settings.Settings): fix the name, or unset it for nemo-opt."
+            )
+        # Variable that sets each field, as spelt in the environment (error messages name it).
+        self.variables = {key[len(ENV_PREFIX) :].lower(): key for key in given if key not in _NON_FIELD_ENV}
+        self._unset = {
+            name: None
+            for name, key in self.variables.items()
+            if given[key].strip().lower() in _NONE_WORDS and _accepts_none(_FIELDS[name])
+        }
+        # Only settings reach pydantic-settings: NEMO_API_KEY and the other non-settings stay out of the layer.
+        self._given = {key: given[key] for name, key in self.variables.items() if name not in self._unset}
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # pydantic-settings reads os.environ here; load_settings(environ=...) supplies its own mapping.
+        return {key.lower(): value for key, value in self._given.items()}
+
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
+        is_list = get_origin(field.annotation) is list
+        if is_list and isinstance(value, str) and not value.lstrip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
         try:
-            return json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{ENV_PREFIX}{name.upper()}: not a JSON object ({exc}).") from exc
-    if "list" in annotation:
-        stripped = raw.strip()
-        if stripped.startswith("["):
-            try:
-                return json.loads(stripped)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{ENV_PREFIX}{name.upper()}: not a JSON list ({exc}).") from exc
-        return [part.strip() for part in raw.split(",") if part.strip()]
-    if raw.strip().lower() in {"", "none", "null"} and "None" in annotation:
-        return None
-    return raw
+            return super().prepare_field_value(field_name, field, value, value_is_complex)
+        except ValueError as exc:  # the JSON of a list or dict setting
+            variable = self.variables.get(field_name, ENV_PREFIX + field_name.upper())
+            expected = "a JSON list or comma-separated names" if is_list else 'a JSON object, e.g. {"objective": 2}'
+            raise ConfigError(f"{variable}: expected {expected}, got {value!r} ({exc}).") from exc
+
+    def __call__(self) -> dict[str, Any]:
+        return {**super().__call__(), **self._unset}
 
 
-def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for key, raw in environ.items():
-        if not key.startswith(ENV_PREFIX) or key in _NON_FIELD_ENV:
-            continue
-        name = key[len(ENV_PREFIX) :].lower()
-        if name in Settings.model_fields:
-            values[name] = _env_value(name, raw)
-    return values
+class _TomlLayer(TomlConfigSettingsSource):
+    """One nemo.toml, whose top-level keys must all be setting names."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        self.path = path = path.absolute()  # messages and Settings.config_file name it whatever the cwd
+        # TomlConfigSettingsSource skips a file that does not exist; a file named by --config or load_settings(config=)
+        # must be there.
+        if not path.is_file():
+            raise ConfigError(f"Cannot read {path}: it is not a file. Fix the path or remove the option.")
+        try:
+            super().__init__(settings_cls, toml_file=path)
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"Cannot read {path}: {exc}. Fix the file or remove it.") from exc
+        unknown = sorted(set(self.toml_data) - set(_FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown setting(s) {_name_list(unknown, _FIELDS)}. Keys are the field names of "
+                "nemo_opt.settings.Settings: fix the key or remove it."
+            )
+
+
+# The layers of the load_settings call in progress, below its flags: the environment, then nemo.toml if any.
+_LAYERS: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar("nemo_settings_layers", default=())
+
+
+class _Layers(BaseSettings, Settings):
+    """Settings read from every layer. load_settings turns them into a plain Settings, so that a Settings built
+    anywhere else never reads the environment or a file."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Highest first: the flags (init arguments), then NEMO_*, then nemo.toml; pydantic-settings adds the
+        # defaults last. Its own env_settings reads os.environ only, so _EnvLayer replaces it; nemo-opt reads no
+        # .env file and no secrets directory.
+        return (init_settings, *_LAYERS.get())
+
+
+def _origin(field: str, flags: Mapping[str, Any], env: _EnvLayer, file: _TomlLayer | None) -> str:
+    """Which layer set ``field`` (the highest that has it)."""
+    if field in flags:
+        return "command line"
+    if field in env.variables:
+        return env.variables[field]
+    if file is not None and field in file.toml_data:
+        return str(file.path)
+    return "defaults"
 
 
 def load_settings(
@@ -319,34 +440,35 @@ def load_settings(
 ) -> Settings:
     """Build the settings: defaults, then nemo.toml, then NEMO_* environment, then ``overrides`` (CLI flags).
 
-    ``None`` values in ``overrides`` mean "flag not given" and are skipped.
+    ``None`` values in ``overrides`` mean "flag not given" and are skipped. ``config`` replaces the nemo.toml
+    lookup; ``environ`` replaces ``os.environ``. The result's ``config_file`` is the nemo.toml that was read.
     """
     env = os.environ if environ is None else environ
-    merged: dict[str, Any] = {}
+    flags = {key: value for key, value in (overrides or {}).items() if value is not None}
+    unknown = [key for key in flags if key not in _FIELDS]
+    if unknown:
+        raise ConfigError(f"Unknown setting(s) {_name_list(unknown, _FIELDS)}.")
     path = config or config_path(env)
-    sources: dict[str, str] = {}
-    if path is not None:
-        for key, value in _read_toml(path).items():
-            merged[key] = value
-            sources[key] = str(path)
-    for key, value in _from_env(env).items():
-        merged[key] = value
-        sources[key] = f"{ENV_PREFIX}{key.upper()}"
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if key not in Settings.model_fields:
-            raise ConfigError(f"Unknown setting '{key}'.")
-        merged[key] = value
-        sources[key] = "command line"
+    env_layer = _EnvLayer(_Layers, env)
+    file_layer = None if path is None else _TomlLayer(_Layers, path)
+    token = _LAYERS.set((env_layer,) if file_layer is None else (env_layer, file_layer))
     try:
-        return Settings.model_validate(merged)
+        layered = _Layers(**flags)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{field} (from {sources.get(field, 'defaults')}): {err['msg']}, got {err.get('input')!r}")
+            where = ".".join(str(part) for part in err["loc"]) or "?"
+            origin = _origin(str(err["loc"][0]), flags, env_layer, file_layer) if err["loc"] else "defaults"
+            problems.append(f"{where} (from {origin}): {err['msg']}, got {err.get('input')!r}")
         raise ConfigError("Invalid settings:\n  " + "\n  ".join(problems)) from exc
+    except SettingsError as exc:
+        raise ConfigError(f"Cannot read the NEMO_* settings: {exc}.") from exc
+    finally:
+        _LAYERS.reset(token)
+    # Only the fields some layer set, so that Settings knows which were chosen (see _local_model_profile).
+    settings = Settings.model_validate(layered.model_dump(exclude_unset=True))
+    settings._config_file = None if file_layer is None else file_layer.path
+    return settings
 
 
 # Settings that shape what a run computes: a resumed run takes them from its run.json, so it continues the same
