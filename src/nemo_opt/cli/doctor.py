@@ -175,6 +175,8 @@ def doctor(
     for name in sorted(m for m in models if m):
         details.append((f"model {name}", _endpoint(name, settings.llm_timeout if settings.llm_timeout < 10 else 10)))
     details.append(("home", str(settings.home)))
+    source = settings.config_file
+    details.append(("config", str(source) if source else "no nemo.toml found (defaults, NEMO_* variables and flags)"))
     summary = Table(show_header=False, box=None, padding=(0, 2))
     for key, value in details:
         summary.add_row(f"[bold]{escape(key)}[/]", escape(str(value)))
