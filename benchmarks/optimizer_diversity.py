@@ -20,22 +20,21 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from real_model import ask_program  # noqa: E402
 
 from nemo_opt.bench.datasets import load_dataset  # noqa: E402
-from nemo_opt.bench.oracle import parse_objective  # noqa: E402
 from nemo_opt.bench.scoring import is_correct  # noqa: E402
-from nemo_opt.llm.base import LLM, Message  # noqa: E402
+from nemo_opt.llm.base import LLM  # noqa: E402
 from nemo_opt.llm.registry import create_llm  # noqa: E402
-from nemo_opt.sandbox import sandbox_from_settings  # noqa: E402
 from nemo_opt.settings import Settings, load_settings  # noqa: E402
 from nemo_opt.stages.agents import variant  # noqa: E402
 from nemo_opt.stages.retrieve import Retrieval, retrieve  # noqa: E402
@@ -47,28 +46,18 @@ objective value. Start with `from pulp import *`. Reply with the program in one 
 {examples}Problem:
 
 {question}"""
-_CODE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 
 
 def candidate(llm: LLM, settings: Settings, question: str, examples: str, temperature: float) -> dict[str, Any]:
-    started = time.monotonic()
-    prompt = PROMPT.format(question=question, examples=examples)
-    reply = llm.complete([Message("user", prompt)], temperature=temperature)
-    text = reply.choices[0].text if reply.choices else ""
-    blocks = _CODE.findall(text)
-    code = max(blocks, key=len) if blocks else text
-    with tempfile.TemporaryDirectory(prefix="nemo-diversity-") as folder:
-        root = Path(folder)
-        (root / "model.py").write_text(code)
-        run = sandbox_from_settings(settings, root).run("python model.py", cwd=root, timeout=120)
-    status, objective = parse_objective(run.output, None) if run.exit_code == 0 else ("error", None)
+    row = ask_program(llm, PROMPT.format(question=question, examples=examples), settings, temperature)
+    program = row.pop("program")
     return {
         "temperature": temperature,
-        "program": hashlib.sha256(code.strip().encode()).hexdigest()[:12],
-        "status": status,
-        "objective": objective,
-        "seconds": round(time.monotonic() - started, 1),
-        "prompt_tokens": reply.usage.prompt_tokens,
+        "program": hashlib.sha256(program.strip().encode()).hexdigest()[:12],
+        "status": row["status"],
+        "objective": row["objective"],
+        "seconds": round(row["seconds"], 1),
+        "prompt_tokens": row["prompt_tokens"],
     }
 
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "src"))
 from nemo_opt.bench.datasets import BenchItem, load_dataset  # noqa: E402
 from nemo_opt.bench.oracle import parse_objective  # noqa: E402
 from nemo_opt.bench.scoring import is_correct  # noqa: E402
-from nemo_opt.llm.base import Message  # noqa: E402
+from nemo_opt.llm.base import LLM, Message  # noqa: E402
 from nemo_opt.llm.registry import create_llm  # noqa: E402
 from nemo_opt.pipeline import Pipeline  # noqa: E402
 from nemo_opt.sandbox import sandbox_from_settings  # noqa: E402
@@ -43,15 +43,14 @@ the optimal objective value. Start with `from pulp import *`. Reply with the pro
 _CODE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 
 
-def baseline(item: BenchItem, settings: Settings) -> dict[str, Any]:
-    """One prompt, one program, one run."""
-    llm = create_llm(settings.model or "", settings)
+def ask_program(llm: LLM, prompt: str, settings: Settings, temperature: float = 0.0) -> dict[str, Any]:
+    """One call for a complete program, and one sandboxed run of it: status, objective, the program, tokens."""
     started = time.monotonic()
-    reply = llm.complete([Message("user", BASELINE_PROMPT.format(question=item.question))], temperature=0.0)
+    reply = llm.complete([Message("user", prompt)], temperature=temperature)
     text = reply.choices[0].text if reply.choices else ""
     blocks = _CODE.findall(text)
     code = max(blocks, key=len) if blocks else text
-    with tempfile.TemporaryDirectory(prefix="nemo-baseline-") as folder:
+    with tempfile.TemporaryDirectory(prefix="nemo-program-") as folder:
         root = Path(folder)
         (root / "model.py").write_text(code)
         run = sandbox_from_settings(settings, root).run("python model.py", cwd=root, timeout=120)
@@ -59,11 +58,20 @@ def baseline(item: BenchItem, settings: Settings) -> dict[str, Any]:
     return {
         "status": status,
         "objective": objective,
-        "verified": False,
+        "program": code,
         "seconds": time.monotonic() - started,
+        "prompt_tokens": reply.usage.prompt_tokens,
         "tokens": reply.usage.prompt_tokens + reply.usage.completion_tokens,
         "error": "" if run.exit_code == 0 else run.output.strip().splitlines()[-1:],
     }
+
+
+def baseline(item: BenchItem, settings: Settings) -> dict[str, Any]:
+    """One prompt, one program, one run."""
+    llm = create_llm(settings.model or "", settings)
+    row = ask_program(llm, BASELINE_PROMPT.format(question=item.question), settings)
+    row.pop("program")
+    return {**row, "verified": False}
 
 
 def pipeline(item: BenchItem, settings: Settings) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from nemo_opt.llm.base import LLM, Completion, Message, ToolSpec
 if TYPE_CHECKING:
     from nemo_opt.settings import Settings
 
-__all__ = ["DeadlineLLM", "LimitedLLM", "RunModels"]
+__all__ = ["GuardedLLM", "RunModels"]
 
 _SLOTS: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 _LOCK = threading.Lock()
@@ -29,33 +29,14 @@ def _slots(name: str, limit: int) -> threading.BoundedSemaphore:
         return _SLOTS[key]
 
 
-class LimitedLLM:
-    """Lets at most ``limit`` calls to ``inner`` run at once in this process; the rest wait their turn."""
+class GuardedLLM:
+    """``inner`` with ``check`` called before every call (it raises when no further call may start) and at most
+    ``limit`` calls in flight to that model in this process (the rest wait their turn)."""
 
-    def __init__(self, inner: LLM, limit: int) -> None:
+    def __init__(self, inner: LLM, limit: int, check: Callable[[], None] = lambda: None) -> None:
         self.inner = inner
         self.name = inner.name
         self._slots = _slots(inner.name, limit)
-
-    def complete(
-        self,
-        messages: list[Message],
-        *,
-        tools: list[ToolSpec] | None = None,
-        temperature: float = 0.0,
-        n: int = 1,
-        max_tokens: int | None = None,
-    ) -> Completion:
-        with self._slots:
-            return self.inner.complete(messages, tools=tools, temperature=temperature, n=n, max_tokens=max_tokens)
-
-
-class DeadlineLLM:
-    """Calls ``check`` before every call to ``inner``; ``check`` raises when no further call may start."""
-
-    def __init__(self, inner: LLM, check: Callable[[], None]) -> None:
-        self.inner = inner
-        self.name = inner.name
         self._check = check
 
     def complete(
@@ -67,8 +48,9 @@ class DeadlineLLM:
         n: int = 1,
         max_tokens: int | None = None,
     ) -> Completion:
-        self._check()
-        return self.inner.complete(messages, tools=tools, temperature=temperature, n=n, max_tokens=max_tokens)
+        with self._slots:  # checked once it is this call's turn: a limit may pass while it waits
+            self._check()
+            return self.inner.complete(messages, tools=tools, temperature=temperature, n=n, max_tokens=max_tokens)
 
 
 class RunModels:
@@ -96,8 +78,7 @@ class RunModels:
         if not name:
             raise ModelNotConfigured(self.no_model_help)
         if name not in self._llms:
-            guarded = DeadlineLLM(self.factory(name), self.check)
-            self._llms[name] = LimitedLLM(guarded, self.settings.llm_concurrency)
+            self._llms[name] = GuardedLLM(self.factory(name), self.settings.llm_concurrency, self.check)
         return self._llms[name]
 
     def remaining_seconds(self) -> float | None:

@@ -5,7 +5,7 @@ a :class:`Failure`. ``tenacity`` retries the retryable ones (429, 5xx, timeouts,
 unusable bodies) up to ``llm_max_retries`` times, waiting what ``Retry-After`` asks or a jittered exponential
 backoff, each wait capped at ``llm_backoff_max``; the final failure is raised as what ``give_up`` builds from
 it, chained to the last SDK error. Cost ceiling and run time limit are checked per ``LLM.complete`` call,
-outside the backend (``llm/recorder.py``, ``pipeline._DeadlineLLM``).
+outside the backend (``llm/recorder.py``, ``llm/limit.py``).
 
 Why tenacity and not the SDKs' own retries (``max_retries`` stays 0): ``benchmarks/sdk_retries.py``, against the
 loopback server with ``max_retries=4`` and openai 3.57, measured that the SDK gave up after 1 request on a 429
