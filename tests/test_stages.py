@@ -156,6 +156,9 @@ def test_a_changed_input_reruns_its_stage_and_everything_after_it(settings: Sett
     spec["title"] = "Workshop plan, reviewed"
     (result.folder / "spec.json").write_text(json.dumps(spec))
     (result.folder / "result.json").write_text(json.dumps({"error": "reopened for the test"}))
+    outside = result.folder.parent / "outside"
+    outside.mkdir()
+    (result.folder / "superseded").symlink_to(outside)  # planted: the agents' work must not be moved out there
     events: list[Event] = []
     again, llm = _run(settings, events)
     resumed = again.resume(result.run_id)
@@ -165,7 +168,10 @@ def test_a_changed_input_reruns_its_stage_and_everything_after_it(settings: Sett
     assert loaded == ["memory", "extract"] and ran == ["recommend", "agents", "consensus", "package"]
     assert not any(EXTRACT in json.dumps(r["messages"][:1]) for r in llm.requests)  # extraction was not redone
     assert any(e.stage == "agents" and "set aside" in e.message for e in events)
-    assert (result.folder / "superseded").is_dir()
+    superseded = result.folder / "superseded"
+    assert superseded.is_dir() and not superseded.is_symlink() and list(outside.iterdir()) == []
+    (moved,) = superseded.iterdir()
+    assert (moved / "optimizers" / "opt_1" / "model.py").is_file()
 
 
 def test_mbr_weights_name_real_components() -> None:

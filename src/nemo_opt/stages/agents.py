@@ -110,7 +110,10 @@ class AgentsStage(BaseStage):
         """An attempt with other inputs (an edited P*, other examples) left agents' work: set it aside, whole,
         under ``superseded/<time>/`` (moved, never followed or copied), so this attempt starts clean."""
         ws = ctx.workspace
-        target = ws.root / "superseded" / time.strftime("%Y%m%d-%H%M%S")
+        parent = ws.root / "superseded"
+        if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
+            ws.remove(parent)  # the host's folder: whatever else stands there is removed, never followed
+        target = parent / time.strftime("%Y%m%d-%H%M%S")
         moved = []
         for folder in (ws.simulator_dir, ws.root / "optimizers", ws.internal / "referee", ws.checkpoints):
             if folder.is_symlink() or folder.exists():
