@@ -54,7 +54,8 @@ def statements(script: str) -> Iterator[str]:
 
 
 class _Owned:
-    """A thread's connection, held in that thread's locals: it is closed when the thread ends.
+    """A thread's connection, held in that thread's locals: it is closed when the thread ends (or the
+    :class:`Database` is dropped).
 
     A connection is in a reference cycle with its own statement cache, so it would only be closed when the garbage
     collector gets to it; one thread per benchmark item would pile up open files until then. This holder is in
@@ -149,7 +150,7 @@ class Database:
                     conn.execute("PRAGMA journal_mode=WAL")
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
 
