@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from nemo_opt.bench.report import PAPER_ABLATIONS, PAPER_RESULTS, Report, build_report, write_report
 from nemo_opt.bench.store import BenchStore, ItemResult
-from nemo_opt.bench.svg import Series, grouped_bars, stacked_bars
+from nemo_opt.bench.svg import Series, _grouped_figure, grouped_bars, stacked_bars
 from nemo_opt.exceptions import BadInput
 from nemo_opt.store import RunStore
 
@@ -235,8 +236,14 @@ def test_html_is_well_formed_self_contained_and_escaped(report: Report) -> None:
     assert checker.stack == []
     assert not {"src", "href", "srcset", "xlink:href"} & set(checker.attributes)
     lowered = report.html.lower()
-    for marker in ("http:", "https:", "<script", "<link", "url(", "@import", "<img", "<iframe"):
+    for marker in ("http:", "https:", "<script", "<link", "@import", "<img", "<iframe"):
         assert marker not in lowered
+    # The charts clip their bars to the plot with url(#id): only references to elements of the page itself.
+    references = re.findall(r"url\(([^)]*)\)", lowered)
+    assert references and all(ref.startswith("#") for ref in references)
+    ids = re.findall(r'\bid="([^"]+)"', lowered)
+    assert len(ids) == len(set(ids))  # three charts on one page share no id
+    assert {ref[1:] for ref in references} <= set(ids)
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; | broke" in report.html
     assert "<script" not in report.markdown and "&lt;script&gt;" in report.markdown
     svgs = re.findall(r"<svg\b.*?</svg>", report.html, flags=re.DOTALL)
@@ -273,8 +280,63 @@ def test_charts_escape_labels_and_show_unknown_values() -> None:
     root = ET.fromstring(svg)
     texts = [t.text for t in root.iter("text")]
     assert "x & y" in texts and "s<1>" in texts and "n/a" in texts and "50.0" in texts
+    assert {t.text for t in root.iter("title")} >= {"A<B", "x & y, s<1>: 50.0%", "z, s<1>: n/a"}
     stacked = ET.fromstring(stacked_bars("Causes", ["run"], [Series("a", [2]), Series("b", [3])]))
-    assert [t.text for t in stacked.iter("text")][-1] == "5"
+    texts = [t.text for t in stacked.iter("text")]
+    assert {"run", "a", "b", "2", "3", "5"} <= set(texts)  # segments 2 and 3, total 5
+    assert {t.text for t in stacked.iter("title")} >= {"Causes", "run, a: 2", "run, b: 3"}
+
+
+def test_a_dollar_sign_in_a_name_is_text_not_mathematics() -> None:
+    root = ET.fromstring(grouped_bars("Cost $ per run", ["run $x$"], [Series("$5 plan", [1.0])], maximum=10))
+    texts = {t.text for t in root.iter("text")}
+    assert {"run $x$", "$5 plan", "Cost $ per run", "1.0"} <= texts
+
+
+@pytest.mark.parametrize("runs", [3, 14, 40])
+def test_value_labels_of_neighbouring_bars_never_overlap(runs: int) -> None:
+    # Equal values on neighbouring bars drew their labels into one another ("95.095.0") in the hand-drawn charts.
+    categories = [f"benchmark-{i}" for i in range(runs)]
+    series = [Series("pass@1", [95.0] * runs), Series("final", [95.0] * runs), Series("paper", [100.0] * runs)]
+    figure, _ = _grouped_figure("Accuracy", categories, series, "%", 100, 1)
+    labels = [t for t in figure.axes[0].texts if t.get_text()]
+    assert len(labels) == 3 * runs
+    boxes = [t.get_window_extent() for t in labels]
+    touching = [
+        (labels[i].get_text(), i, j) for i in range(len(boxes)) for j in range(i) if boxes[i].overlaps(boxes[j])
+    ]
+    assert touching == []
+    legend, title = figure.axes[0].get_legend().get_window_extent(), figure.axes[0].title.get_window_extent()
+    assert not legend.overlaps(title) and legend.x1 <= figure.bbox.width
+    svg = ET.fromstring(grouped_bars("Accuracy", categories, series, maximum=100))
+    texts = [t.text for t in svg.iter("text")]
+    assert texts.count("95.0") == 2 * runs and texts.count("100.0") >= runs  # one text element per label
+
+
+def test_without_matplotlib_the_page_says_how_to_get_the_charts(
+    bench: BenchStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails as when it is not installed
+    report = build_report(bench, ["ior-full", "ior-nosim", "nl4-cur"], "strict")
+    assert "<svg" not in report.html
+    notes = re.findall(r'<p class="note" role="note">(.*?)</p>', report.html)
+    assert [n.split("”")[0] for n in notes] == [
+        "Chart “Accuracy per run",
+        "Chart “Wrong graded items by cause",
+        "Chart “Mean seconds per item by stage",
+    ]
+    assert all("pip install &#x27;nemo-opt[report]&#x27;" in n for n in notes)
+    checker = _Checker()
+    checker.feed(report.html)
+    checker.close()
+    assert checker.stack == []
+    assert "Charts: see report.html." not in report.markdown
+    assert (
+        "Charts are not drawn: Drawing the benchmark report's charts needs the 'matplotlib' package" in report.markdown
+    )
+    assert "pip install 'nemo-opt\\[report\\]'" in report.markdown  # brackets escaped for Markdown
+    (row,) = [r for r in _tables(report.markdown, "Accuracy per benchmark")[0] if r["Run"] == "industryor #1"]
+    assert row["Accuracy %"] == "28.6"  # the figures are all still there
 
 
 def test_a_run_without_results(tmp_path: Path) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import re
+import subprocess
+import sys
 import threading
 import warnings
 from functools import partial
@@ -67,6 +70,31 @@ def test_lexical_embedder_is_deterministic_and_lexically_sensible() -> None:
     assert float(a[0] @ b[0]) > 0.6 > float(a[1] @ b[0])
     np.testing.assert_array_equal(first.embed(["x y z"]), second.embed(["x y z"]))
     assert first.embed([]).shape == (0, LexicalEmbedder.dim)
+
+
+def test_lexical_features_are_the_ones_stored_vectors_were_made_with() -> None:
+    # Stored vectors are keyed by the embedder's name only; if these features change (tokenizer, stop words,
+    # hashing), existing memory stores and caches would silently mix two kinds of vector: change the name too.
+    assert LexicalEmbedder.name == "lexical:hash-4096"
+    vector = LexicalEmbedder().embed(["Maximise the profit of 3 bakeries: bread and cakes, bread first."])[0]
+    # maximise, profit, bakeries, bread (twice), cakes and the five bigrams between them; "the", "of", "and",
+    # "first" are stop words and "3" is too short to be a token.
+    indices = np.nonzero(vector)[0].tolist()
+    assert indices == [1041, 1386, 1764, 1904, 2731, 3095, 3567, 3732, 3796, 4069]
+    once = 1 / np.sqrt(9 + (np.log1p(2) / np.log1p(1)) ** 2)
+    expected = np.full(10, once, dtype=np.float32)
+    expected[indices.index(3567)] = once * np.log1p(2) / np.log1p(1)  # "bread"
+    np.testing.assert_allclose(vector[indices], expected, rtol=1e-6)
+
+
+def test_importing_the_package_does_not_load_scikit_learn() -> None:
+    # -X importtime lists every module imported; scikit-learn takes about a second and is needed only by
+    # LexicalEmbedder() itself.
+    for args in (["-c", "import nemo_opt, nemo_opt.embed, nemo_opt.memory"], ["-m", "nemo_opt", "--version"]):
+        done = subprocess.run([sys.executable, "-X", "importtime", *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert "| nemo_opt" in done.stderr  # the listing is there
+        assert not re.search(r"\|\s*sklearn(\.|$)", done.stderr, re.MULTILINE), args
 
 
 def _fake_vectors(texts: list[str]) -> list[list[float]]:

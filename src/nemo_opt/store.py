@@ -3,22 +3,21 @@
 The replies (``llm_replies``) are the journal a resumed run replays (see :mod:`nemo_opt.llm.journal`).
 
 Each thread gets its own connection, so concurrent agents and benchmark workers can write at once.
-The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` upgrades old files in place.
+The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` upgrades old files in place (both through
+:class:`nemo_opt.sqlite.Database`). Add a change as a new script at the end; never edit one that has shipped.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nemo_opt.exceptions import BadInput, ConfigError
+from nemo_opt.exceptions import BadInput
 from nemo_opt.sqlite import Database
 
 __all__ = ["LLMCallRecord", "RunStore", "find_run_folder"]
@@ -145,37 +144,17 @@ class RunStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db = Database(path)
-        self._migrate_lock = threading.Lock()
-        self._migrated = False
+        self.db = Database(
+            path, migrations=MIGRATIONS, what="the run store", remedy="Set NEMO_HOME to a writable folder."
+        )
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = self.db.conn()
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                f"Cannot open the run store {self.path}: {exc}. Set NEMO_HOME to a writable folder."
-            ) from exc
-        with self._migrate_lock:
-            if not self._migrated:
-                self._apply_migrations()
-                self._migrated = True
-        return conn
+        """This thread's connection (the schema is brought up to date on first use)."""
+        return self.db.conn()
 
-    def _apply_migrations(self) -> None:
-        with self.db.transaction() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for index in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[index].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {index + 1}")
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._connect()
-        with self.db.transaction() as conn:
-            yield conn
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction."""
+        return self.db.transaction()
 
     def close(self) -> None:
         """Close this thread's connection."""

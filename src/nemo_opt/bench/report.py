@@ -1,5 +1,7 @@
 """Benchmark report: stored bench runs as Markdown and as one self-contained HTML page with SVG charts.
 
+The charts need the ``report`` extra (matplotlib); without it the page keeps every table and says how to get them.
+
 Items are graded with :func:`nemo_opt.bench.scoring.is_correct` under the preset asked for (the preset a run was
 started with does not matter: stored answers are re-graded). The paper's figures sit beside ours so a reader sees
 at once how far a run is from the published numbers. All text from the store is escaped for the output format.
@@ -14,6 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +205,6 @@ def _accuracy(runs: list[_Run]) -> Section:
         paper.append(figure)
     series = [Series("pass@1", first), Series("final", final), Series("paper NEMO", paper)]
     about = "Percent of graded items right at pass@1 and finally, beside the paper's NEMO figure for the release."
-    chart = grouped_bars("Accuracy per run", [r.label for r in runs], series, maximum=100, description=about)
     text = (
         "Accuracy is over graded items (those with a usable gold answer). Pass@1 grades the first optimizer's "
         "answer before consensus. Verified is the share of finished items that reached the top verification "
@@ -213,7 +215,11 @@ def _accuracy(runs: list[_Run]) -> Section:
     )
     headers = ["Run", "Items", "Graded", "Correct", "Accuracy %", "Pass@1 %", "Verified %", "Objective-checked %"]
     headers += ["Failed", "Paper %"]
-    return Section("Accuracy per benchmark", [text], [Table(headers, rows)], [chart])
+    section = Section("Accuracy per benchmark", [text], [Table(headers, rows)])
+    labels = [r.label for r in runs]
+    draw = partial(grouped_bars, categories=labels, series=series, maximum=100, description=about)
+    section.add_chart("Accuracy per run", draw)
+    return section
 
 
 def _failures(runs: list[_Run]) -> Section:
@@ -233,8 +239,9 @@ def _failures(runs: list[_Run]) -> Section:
         rows = [[run.label, *(str(c[k]) for k in kinds), str(c.total())] for run, c in zip(runs, counts, strict=True)]
         section.tables.append(Table(["Run", *kinds, "Total wrong"], rows))
         series = [Series(k, [c[k] for c in counts]) for k in kinds]
-        section.charts.append(
-            stacked_bars("Wrong graded items by cause", [r.label for r in runs], series, unit="items")
+        labels = [r.label for r in runs]
+        section.add_chart(
+            "Wrong graded items by cause", partial(stacked_bars, categories=labels, series=series, unit="items")
         )
     errors = [
         [
@@ -294,7 +301,6 @@ def _latency(runs: list[_Run]) -> Section:
         series += [Series(stage, values)] if any(values) else []
     about = "Each stage's seconds summed over a run's items and divided by the number of items."
     labels = [r.label for r in runs]
-    chart = stacked_bars("Mean seconds per item by stage", labels, series, unit="s", decimals=1, description=about)
     text = (
         "Seconds per item, over the items that ran each stage. Model wait is the time spent waiting on the model "
         "service as a share of all item seconds."
@@ -303,7 +309,10 @@ def _latency(runs: list[_Run]) -> Section:
         Table(["Run", "Stage", "Items", "Mean s", "p50 s", "p90 s"], rows),
         Table(["Run", "Item seconds", "Model wait seconds", "Model wait %"], waits),
     ]
-    return Section("Latency per stage", [text], tables, [chart])
+    section = Section("Latency per stage", [text], tables)
+    draw = partial(stacked_bars, categories=labels, series=series, unit="s", decimals=1, description=about)
+    section.add_chart("Mean seconds per item by stage", draw)
+    return section
 
 
 def _ablation_row(label: str, run: _Run | None, paper: dict[str, float]) -> list[str]:

@@ -12,6 +12,11 @@ from nemo_opt.sqlite import Database
 
 __all__ = ["CachedEmbedder", "text_key"]
 
+# Schema versions of the cache file (PRAGMA user_version); the first is the table unversioned files already have.
+MIGRATIONS = [
+    "CREATE TABLE IF NOT EXISTS vectors (model TEXT, key TEXT, dim INTEGER, vec BLOB, PRIMARY KEY (model, key));",
+]
+
 
 def text_key(text: str) -> str:
     """The cache key of a text."""
@@ -25,12 +30,13 @@ class CachedEmbedder:
         self.inner = inner
         self.name = inner.name
         self.path = path
-        self.db = Database(path)
-        with self.db.transaction() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS vectors "
-                "(model TEXT, key TEXT, dim INTEGER, vec BLOB, PRIMARY KEY (model, key))"
-            )
+        self.db = Database(
+            path,
+            migrations=MIGRATIONS,
+            what="the embedding cache",
+            remedy="Delete the file (it only holds cached vectors) or set embed_cache to a writable path.",
+        )
+        self.db.conn()
 
     @property
     def dim(self) -> int:

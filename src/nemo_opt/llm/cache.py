@@ -20,6 +20,7 @@ from types import TracebackType
 
 from nemo_opt.exceptions import ConfigError
 from nemo_opt.llm.base import Completion, Message, ToolSpec
+from nemo_opt.sqlite import Database
 
 __all__ = ["CacheStats", "ReplyCache", "request_key"]
 
@@ -27,7 +28,12 @@ log = logging.getLogger(__name__)
 
 # Bumped when the key payload or the stored reply format changes, so old entries stop matching.
 _KEY_VERSION = 1
-_BUSY_TIMEOUT_MS = 30_000
+# Schema versions of the cache file (PRAGMA user_version). The first is the table files made before the schema was
+# versioned already have, hence IF NOT EXISTS.
+MIGRATIONS = [
+    "CREATE TABLE IF NOT EXISTS replies ("
+    "key TEXT PRIMARY KEY, created_at TEXT NOT NULL, model TEXT NOT NULL, reply_json TEXT NOT NULL);",
+]
 
 
 def request_key(
@@ -69,36 +75,27 @@ class CacheStats:
 
 
 class ReplyCache:
-    """SQLite-backed cache of completions, safe to share between threads and processes."""
+    """SQLite-backed cache of completions, safe to share between threads and processes (a connection per thread)."""
 
     def __init__(self, path: Path) -> None:
         """Open (creating if needed) the cache at ``path``; raises :class:`ConfigError` if it cannot be used."""
         self.path = path
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the hit and miss counts
         self._hits = 0
         self._misses = 0
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # One connection guarded by a lock; WAL and busy_timeout handle other processes.
-            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS replies ("
-                "key TEXT PRIMARY KEY, created_at TEXT NOT NULL, model TEXT NOT NULL, reply_json TEXT NOT NULL)"
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                f"The reply cache {path} cannot be opened ({exc}). Delete the file (it only holds cached "
-                "replies) or set llm_cache = 'off'."
-            ) from exc
+        self.db = Database(
+            path,
+            migrations=MIGRATIONS,
+            what="the reply cache",
+            remedy="Delete the file (it only holds cached replies) or set llm_cache = 'off'.",
+        )
+        self.db.conn()
 
     def get(self, key: str) -> Completion | None:
         """The cached completion for ``key`` (``cached=True``, ``seconds=0``, no cost), or None."""
         try:
-            with self._lock:
-                row = self._conn.execute("SELECT reply_json FROM replies WHERE key = ?", (key,)).fetchone()
-        except sqlite3.Error as exc:
+            row = self.db.conn().execute("SELECT reply_json FROM replies WHERE key = ?", (key,)).fetchone()
+        except (sqlite3.Error, ConfigError) as exc:
             log.warning("reply cache %s: read failed (%s); treating as a miss", self.path, exc)
             row = None
         completion = None
@@ -119,18 +116,17 @@ class ReplyCache:
         reply_json = json.dumps(completion.to_dict(), ensure_ascii=False)
         created = datetime.now(UTC).isoformat(timespec="seconds")
         try:
-            with self._lock:
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO replies (key, created_at, model, reply_json) VALUES (?, ?, ?, ?)",
-                    (key, created, completion.model, reply_json),
-                )
-        except sqlite3.Error as exc:
+            self.db.conn().execute(
+                "INSERT OR REPLACE INTO replies (key, created_at, model, reply_json) VALUES (?, ?, ?, ?)",
+                (key, created, completion.model, reply_json),
+            )
+        except (sqlite3.Error, ConfigError) as exc:
             log.warning("reply cache %s: write failed (%s); reply not cached", self.path, exc)
 
     def stats(self) -> CacheStats:
         """Current size and this instance's hit/miss counts."""
+        (entries,) = self.db.conn().execute("SELECT COUNT(*) FROM replies").fetchone()
         with self._lock:
-            (entries,) = self._conn.execute("SELECT COUNT(*) FROM replies").fetchone()
             hits, misses = self._hits, self._misses
         files = (self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm"))
         size = sum(p.stat().st_size for p in files if p.is_file())
@@ -138,13 +134,11 @@ class ReplyCache:
 
     def clear(self) -> int:
         """Delete every entry; returns how many there were."""
-        with self._lock:
-            return int(self._conn.execute("DELETE FROM replies").rowcount)
+        return int(self.db.conn().execute("DELETE FROM replies").rowcount)
 
     def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            self._conn.close()
+        """Close the database connections (of every thread that used the cache)."""
+        self.db.close()
 
     def __enter__(self) -> ReplyCache:
         return self

@@ -40,7 +40,10 @@ def numbers_of(text: str) -> tuple[str, ...]:
     return tuple(sorted(_NUMBER.findall(text)))
 
 
-_SCHEMA = """
+# Schema versions of the memory file (PRAGMA user_version). The first is what files made before the schema was
+# versioned already hold, hence IF NOT EXISTS; add changes as new scripts at the end.
+MIGRATIONS = [
+    """
 CREATE TABLE IF NOT EXISTS exemplars (
     id TEXT PRIMARY KEY,
     source TEXT NOT NULL,
@@ -60,6 +63,7 @@ CREATE TABLE IF NOT EXISTS vectors (
     PRIMARY KEY (exemplar_id, embedder)
 );
 """
+]
 
 
 def normalized_hash(text: str) -> str:
@@ -111,12 +115,16 @@ class MemoryStore:
     def __init__(self, path: Path, embedder: Embedder) -> None:
         self.path = path
         self.embedder = embedder
-        self.db = Database(path)
+        self.db = Database(
+            path,
+            migrations=MIGRATIONS,
+            what="the memory store",
+            remedy="Set NEMO_HOME to a writable folder, or move the file away and run `nemo-opt memory import` again.",
+        )
         self._lock = threading.Lock()
         # (store version, ids, vectors, tags): rebuilt only when the store changes.
         self._matrix: tuple[int, list[str], npt.NDArray[np.float32], list[dict[str, Any]]] | None = None
-        # executescript manages its own transaction (it commits first), so it runs outside _tx.
-        self._conn().executescript(_SCHEMA)
+        self.db.conn()
 
     def _conn(self) -> sqlite3.Connection:
         return self.db.conn()
