@@ -69,11 +69,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=5)
     parser.add_argument("--optimizers", type=int, default=3, help="T candidates of the diverse arm")
     parser.add_argument("--same", type=int, default=2, help="candidates of the same-request arm (0: skip it)")
+    parser.add_argument("--temperature", type=float, help="agent_temperature of the diverse arm (default: the setting)")
     parser.add_argument("--json", type=Path, help="append every candidate to this JSONL file")
     args = parser.parse_args()
-    settings = load_settings(
-        {"model": f"local:{args.gguf}", "local_server_python": args.server_python, "optimizers": args.optimizers}
-    )
+    overrides: dict[str, Any] = {
+        "model": f"local:{args.gguf}",
+        "local_server_python": args.server_python,
+        "optimizers": args.optimizers,
+    }
+    if args.temperature is not None:
+        overrides["agent_temperature"] = args.temperature
+    settings = load_settings(overrides)
     llm = create_llm(settings.model or "", settings)
     items = load_dataset(args.bench, settings.benchmarks_dir).items[: args.limit]
     summary = []
