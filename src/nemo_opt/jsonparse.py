@@ -7,6 +7,13 @@ text inside strings as written. This module only finds the object (a fenced bloc
 reply or a line; the first when there are several) and refuses two slips that cannot be mended without guessing:
 an object that never closes (a cut-off reply, ``_object_end``) and a value json_repair would change (a number
 that runs on into more text, a sign before a word: ``_refusal``); the caller then asks the model again.
+
+Cost, from ``benchmarks/json_repair_corpus.py`` on the 78 replies of ``tests/fixtures/json_replies.jsonl`` (CPU
+time per reply, best of 15, 5 runs on a busy 2-core machine): 54-61 us with json_repair (once 89) against
+106-117 us with the hand-written repair it replaced; the 28 replies whose object is valid JSON as written 8-13 us
+against 110-136 us (the old code mended every reply before trying it as written), the 27 that need mending
+128-149 us against 51-60 us (once 89). Either is negligible beside the model call that produced the reply. On
+the corpus the old repair passed 62 of the 78 cases, json_repair alone 63, this module 78.
 """
 
 from __future__ import annotations
