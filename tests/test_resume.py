@@ -304,7 +304,7 @@ def test_twenty_concurrent_solves_leave_the_run_store_consistent(settings: Setti
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert len(runs) == 20 and all(status == "optimal" and finished for _, status, finished in runs)
-    assert len(stages) == 20 * 5  # extract, recommend, agents, consensus, package (memory is off)
+    assert len(stages) == 20 * 6  # memory (off), extract, recommend, agents, consensus, package
     assert all(st == "finished" and f is not None and f >= s for _, _, st, s, f in stages)
     assert sorted(n for _, n in calls) == [3] * 20 and sorted(n for _, n in replies) == [3] * 20
     print(f"20 concurrent solves: {seconds:.1f}s")
