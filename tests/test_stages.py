@@ -221,3 +221,25 @@ def test_both_sandbox_backends_hold_the_protocol_the_pipeline_uses(tmp_path: Pat
     plain = make_sandbox("plain", tmp_path / "ws", Limits(timeout=10))
     assert isinstance(plain, WorkspaceSandbox) and isinstance(plain.scoped([tmp_path / "ws"]), WorkspaceSandbox)
     assert isinstance(plain.relocated(tmp_path / "other"), WorkspaceSandbox) and plain.describe_containment()
+
+
+def test_stage_inputs_that_the_door_refuses_never_match_and_never_crash(tmp_path: Path) -> None:
+    import os
+
+    ws = Workspace(tmp_path / "ws")
+    ws.create()
+    (ws.root / "spec.json").write_text("{}")
+    regular = checkpoints.inputs_digest(ws, [ws.spec])
+    outside = tmp_path / "outside.json"
+    outside.write_text("{}")
+    (ws.root / "spec.json").unlink()
+    (ws.root / "spec.json").symlink_to(outside)
+    linked = checkpoints.inputs_digest(ws, [ws.spec])
+    (ws.root / "spec.json").unlink()
+    os.mkfifo(ws.root / "spec.json")
+    fifo = checkpoints.inputs_digest(ws, [ws.spec])  # returns at once: a FIFO is never opened
+    (ws.root / "spec.json").unlink()
+    with (ws.root / "spec.json").open("wb") as handle:
+        handle.truncate(300 * 1024 * 1024)  # past the door's read cap
+    huge = checkpoints.inputs_digest(ws, [ws.spec])
+    assert regular not in {linked, fifo, huge}  # each reruns the stage instead of loading it

@@ -121,10 +121,13 @@ class AgentsStage(BaseStage):
                 name = folder.relative_to(ws.root).as_posix().replace("/", "_")
                 shutil.move(str(folder), str(target / name))
                 moved.append(name)
+        ws.make_dirs(ws.checkpoints)
         memory = target / ".nemo_checkpoints" / "memory.json"
-        if memory.is_file() and not memory.is_symlink():  # the memory stage's own checkpoint stays
-            ws.make_dirs(ws.checkpoints)
-            ws.copy(ws.relative(memory), ws.checkpoints / "memory.json")
+        try:  # the memory stage's own checkpoint stays (through the door: a planted link is refused)
+            if moved:
+                ws.copy(ws.relative(memory), ws.checkpoints / "memory.json")
+        except OSError:
+            pass  # no usable checkpoint: the next resume runs the memory stage again
         if moved:
             ctx.emit("agents", "info", f"inputs changed since the last attempt: set aside {', '.join(moved)}")
 
