@@ -113,3 +113,11 @@ def test_the_tolerance_is_relative_to_each_centre() -> None:
     # rtol 1e-3 around 1000 is 1.0: 1000.9 agrees with 1000, 1002 does not.
     result = decide([_o("a", "optimal", 1000.0), _o("b", "optimal", 1000.9), _o("c", "optimal", 1002.0)], 0.0, 1e-3)
     assert sorted(result.cluster) == ["a", "b"] and result.objective == 1000.0
+
+
+def test_values_that_are_not_finite_join_no_cluster() -> None:
+    # Finite values are guaranteed by the solution reader; a forged checkpoint is the only way in.
+    result = decide([_o("a", "optimal", float("nan"))], *TOL)
+    assert result.objective is None and result.level is VerificationLevel.UNVERIFIED
+    result = decide([_o("a", "optimal", float("inf")), _o("b", "optimal", 1.0), _o("c", "optimal", 1000.0)], *TOL)
+    assert result.objective in (1.0, 1000.0) and len(result.cluster) == 1

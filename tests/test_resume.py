@@ -308,3 +308,54 @@ def test_twenty_concurrent_solves_leave_the_run_store_consistent(settings: Setti
     assert all(st == "finished" and f is not None and f >= s for _, _, st, s, f in stages)
     assert sorted(n for _, n in calls) == [3] * 20 and sorted(n for _, n in replies) == [3] * 20
     print(f"20 concurrent solves: {seconds:.1f}s")
+
+
+@pytest.mark.bwrap
+def test_an_unisolated_attempt_caps_every_later_one(settings: Settings) -> None:
+    """Checkpoints written while agents ran unsandboxed are never believed above objective-checked, even when
+    the resume runs under bubblewrap (an agent could have forged them)."""
+    from nemo_opt.sandbox import bwrap_available
+
+    if not bwrap_available():
+        pytest.skip("bubblewrap is not usable here")
+    router = RoleRouter(
+        {
+            EXTRACT: by_position([product_mix.EXTRACTION]),
+            SIMULATOR: by_position(product_mix.SIMULATOR),
+            OPTIMIZER: by_position(product_mix.OPTIMIZER),
+        }
+    )
+    with OpenAICompatServer(router) as server:
+        settings.model = f"openai-compatible:scripted@{server.url}"
+        settings.sandbox = "plain"
+        with pytest.raises(Crash):
+            Pipeline(settings, on_event=crash_at("consensus", "started")).solve(PROBLEM, run_id="plain-then-bwrap")
+        settings.sandbox = "bwrap"
+        result = Pipeline(settings).resume("plain-then-bwrap")
+    assert result.error is None, result.error
+    assert result.level == "objective-checked" and "sandbox" in result.level_reason
+    assert RunStore(settings.store_path).was_unisolated("plain-then-bwrap")
+
+
+def test_a_run_folder_from_before_input_hashes_resumes_without_redoing_its_stages(settings: Settings) -> None:
+    settings.simulate = False
+    optimizer = [
+        say("", call("write_file", path="model.py", content=product_mix.RIGHT_MODEL)),
+        say("", call("submit", summary="model")),
+    ]
+    router = RoleRouter({EXTRACT: by_position([product_mix.EXTRACTION]), OPTIMIZER: by_position(optimizer)})
+    with OpenAICompatServer(router) as server:
+        settings.model = f"openai-compatible:scripted@{server.url}"
+        with pytest.raises(Crash):
+            Pipeline(settings, on_event=crash_at("consensus", "started")).solve(PROBLEM, run_id="legacy-run")
+        folder = settings.run_root / "legacy-run"
+        stages = json.loads((folder / ".nemo" / "stages.json").read_text())
+        legacy = {
+            "finished": {k: {kk: vv for kk, vv in v.items() if kk != "inputs"} for k, v in stages["finished"].items()}
+        }
+        (folder / ".nemo" / "stages.json").write_text(json.dumps(legacy))  # as the release before wrote it
+        result = Pipeline(settings).resume("legacy-run")
+        assert requests_of(server, EXTRACT) == 1 and requests_of(server, OPTIMIZER) == 2
+    assert result.error is None and result.objective == pytest.approx(product_mix.EXPECTED_OBJECTIVE)
+    assert [s["status"] for s in result.stages][:4] == ["loaded"] * 4
+    assert all("inputs" in d for d in json.loads((folder / ".nemo" / "stages.json").read_text())["finished"].values())

@@ -154,6 +154,7 @@ def test_a_changed_input_reruns_its_stage_and_everything_after_it(settings: Sett
     # Edit P* (a person correcting the extraction) and continue: extract is loaded, everything after it reruns.
     spec = json.loads((result.folder / "spec.json").read_text())
     spec["title"] = "Workshop plan, reviewed"
+    next(p for p in spec["parameters"] if p["name"] == "min_chairs")["value"] = 12  # binds nothing at the optimum
     (result.folder / "spec.json").write_text(json.dumps(spec))
     (result.folder / "result.json").write_text(json.dumps({"error": "reopened for the test"}))
     outside = result.folder.parent / "outside"
@@ -168,6 +169,8 @@ def test_a_changed_input_reruns_its_stage_and_everything_after_it(settings: Sett
     assert loaded == ["memory", "extract"] and ran == ["recommend", "agents", "consensus", "package"]
     assert not any(EXTRACT in json.dumps(r["messages"][:1]) for r in llm.requests)  # extraction was not redone
     assert any(e.stage == "agents" and "set aside" in e.message for e in events)
+    assert json.loads((result.folder / "data.json").read_text())["min_chairs"] == 12
+    assert json.loads((result.folder / "optimizers" / "opt_1" / "data.json").read_text())["min_chairs"] == 12
     superseded = result.folder / "superseded"
     assert superseded.is_dir() and not superseded.is_symlink() and list(outside.iterdir()) == []
     (moved,) = superseded.iterdir()

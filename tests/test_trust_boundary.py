@@ -436,3 +436,18 @@ def test_absurd_numbers_are_refused_not_believed(
     )
     report = _validate(ws, referee)
     assert not report.passed and kind in [i.kind for i in report.issues], report.render()
+
+
+def test_one_validation_is_judged_and_recorded_by_one_simulator_version(judged: tuple[Workspace, Referee]) -> None:
+    ws, referee = judged
+    pinned = referee.pinned()
+    stricter = product_mix.SIMULATOR_CODE.replace(
+        "    profit = sum(",
+        '    if make["table"] < 25 - tol:\n        violations.append({"constraint": "t"})\n    profit = sum(',
+    )
+    ws.write_text("simulator/simulator.py", stricter)
+    assert accept_simulator(referee, SPEC).ok and referee.current is not None and referee.current.number == 2
+    # Another optimizer's validation that began before the repair goes on with version 1, and says so.
+    assert pinned.current is not None and pinned.current.number == 1
+    with pytest.raises(RuntimeError, match="does not adopt"):
+        pinned.adopt(referee.current)

@@ -118,6 +118,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN level TEXT;
     ALTER TABLE bench_results ADD COLUMN level TEXT;
     """,
+    # Whether any attempt at a run's agents ran without isolation (the plain sandbox): its checkpoints could have
+    # been written by agents' code, so no later attempt believes them above objective-checked.
+    """
+    ALTER TABLE runs ADD COLUMN unisolated INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -200,6 +205,15 @@ class RunStore:
             )
             row = conn.execute("SELECT resumes FROM runs WHERE id=?", (run_id,)).fetchone()
         return int(row["resumes"]) if row else 0
+
+    def mark_unisolated(self, run_id: str) -> None:
+        """Record that an attempt at the run's agents runs without isolation (kept for every later attempt)."""
+        with self._tx() as conn:
+            conn.execute("UPDATE runs SET unisolated=1 WHERE id=?", (run_id,))
+
+    def was_unisolated(self, run_id: str) -> bool:
+        row = self._connect().execute("SELECT unisolated FROM runs WHERE id=?", (run_id,)).fetchone()
+        return bool(row["unisolated"]) if row else False
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         row = self._connect().execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from nemo_opt import checkpoints
 from nemo_opt.agent import make_agent
 from nemo_opt.agent.base import Agent
 from nemo_opt.agent.loop import AgentLimits
@@ -80,6 +81,8 @@ class AgentsStage(BaseStage):
         )
         ctx.emit("sandbox", "info", f"{sandbox.name}: {containment}")
         ctx.referee = Referee(ws, sandbox, data_from_spec(ctx.need_spec()), timeout=s.sandbox_timeout, rtol=s.rtol)
+        if not ctx.referee.isolated:  # recorded before any agent runs, where no agent's file decides it
+            ctx.store.mark_unisolated(ctx.run_id)
         dealt = ctx.need_recommendation().dealt
         if not s.optimizer_diversity:  # the ablation: every optimizer gets the first capable solver
             dealt = dealt[:1]
@@ -92,17 +95,19 @@ class AgentsStage(BaseStage):
 
     def _finish(self, ctx: RunContext, outcomes: list[OptimizerOutcome]) -> None:
         ctx.outcomes = outcomes
-        if not ctx.need_referee().isolated:
-            # Whatever was validated or loaded back from a checkpoint (which an agent's code could have written
-            # here): without isolation no level above objective-checked is believed.
+        if not ctx.need_referee().isolated or ctx.store.was_unisolated(ctx.run_id):
+            # Whatever was validated or loaded back from a checkpoint (which an agent's code could have written,
+            # in this attempt or an earlier one): without isolation no level above objective-checked is believed.
             for outcome in outcomes:
                 outcome.cap(VerificationLevel.OBJECTIVE_CHECKED, PLAIN_CAP)
 
     def load(self, ctx: RunContext) -> bool:
         outcomes = self._prepare(ctx)
-        if not all(load_outcome(ctx.workspace, o, keep_failed=True) for o in outcomes):
+        digest = checkpoints.inputs_digest(ctx.workspace, self.inputs(ctx))
+        if not all(load_outcome(ctx.workspace, o, keep_failed=True, inputs=digest) for o in outcomes):
             return False
-        ctx.need_referee().restore()
+        if ctx.settings.simulate and not ctx.need_referee().restore():
+            return False  # the frozen simulator is missing or fails its hashes: judge again rather than believe
         self._finish(ctx, outcomes)
         return True
 
@@ -113,7 +118,8 @@ class AgentsStage(BaseStage):
         parent = ws.root / "superseded"
         if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
             ws.remove(parent)  # the host's folder: whatever else stands there is removed, never followed
-        target = parent / time.strftime("%Y%m%d-%H%M%S")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = next(parent / f"{stamp}-{n}" for n in range(1, 10_000) if not (parent / f"{stamp}-{n}").exists())
         moved = []
         for folder in (ws.simulator_dir, ws.root / "optimizers", ws.internal / "referee", ws.checkpoints):
             if folder.is_symlink() or folder.exists():
@@ -137,7 +143,8 @@ class AgentsStage(BaseStage):
         outcomes = self._prepare(ctx)
         referee, sandbox = ctx.need_referee(), ctx.sandbox
         assert sandbox is not None
-        pending = [o for o in outcomes if not load_outcome(ws, o)]
+        digest = checkpoints.inputs_digest(ws, self.inputs(ctx))
+        pending = [o for o in outcomes if not load_outcome(ws, o, inputs=digest)]
         gate: SimulatorAgentGate | None = None
         if s.simulate:
             task = simulator_task(
@@ -164,7 +171,7 @@ class AgentsStage(BaseStage):
         stops: list[RunFailure] = []
 
         def optimize(outcome: OptimizerOutcome) -> None:
-            self._optimize(ctx, outcome, judging, stops)
+            self._optimize(ctx, outcome, judging, stops, digest)
 
         with ThreadPoolExecutor(max_workers=1 + len(outcomes), thread_name_prefix="nemo-agent") as pool:
             sim_future = pool.submit(gate.run) if gate is not None and not gate.done.is_set() else None
@@ -189,7 +196,9 @@ class AgentsStage(BaseStage):
         detail["referee"] = referee.history
         detail["message"] = "; ".join(f"{o.name}: {o.status.value} {o.level.value}" for o in outcomes)
 
-    def _optimize(self, ctx: RunContext, outcome: OptimizerOutcome, judging: Judging, stops: list[RunFailure]) -> None:
+    def _optimize(
+        self, ctx: RunContext, outcome: OptimizerOutcome, judging: Judging, stops: list[RunFailure], digest: str
+    ) -> None:
         """One optimizer from task to verdict (in a worker thread); its failure never stops the others."""
         s, ws = ctx.settings, ctx.workspace
         assert ctx.sandbox is not None
@@ -218,7 +227,7 @@ class AgentsStage(BaseStage):
             outcome.note = f"stopped by an unexpected error: {type(exc).__name__}: {exc}"
             outcome.level, outcome.verified = VerificationLevel.UNVERIFIED, False
         # Kept for the record; a resume that runs this stage again retries the optimizers that failed.
-        save_outcome(ws, outcome)
+        save_outcome(ws, outcome, inputs=digest)
 
     @staticmethod
     def _memory(ctx: RunContext, workdir: Path, subset: list[int] | None) -> str:
@@ -286,8 +295,12 @@ def _outcome_path(workspace: Workspace, outcome: OptimizerOutcome) -> Path:
     return workspace.checkpoints / f"outcome_{outcome.index}.json"
 
 
-def save_outcome(workspace: Workspace, outcome: OptimizerOutcome) -> None:
-    """The optimizer's final state, with ``fatal`` set when a failure stopped it."""
+def save_outcome(workspace: Workspace, outcome: OptimizerOutcome, *, inputs: str | None = None) -> None:
+    """The optimizer's final state, with ``fatal`` set when a failure stopped it, and the hash of the stage inputs
+    it was computed from (``inputs``; kept from the saved file when not given)."""
+    path = _outcome_path(workspace, outcome)
+    if inputs is None and workspace.exists(path):
+        inputs = str(workspace.read_json(path).get("inputs") or "")
     data = outcome_dict(outcome)
     data.update(
         index=outcome.index,
@@ -295,20 +308,26 @@ def save_outcome(workspace: Workspace, outcome: OptimizerOutcome) -> None:
         usage_tokens=outcome.usage_tokens,
         fatal=outcome.fatal,
         fatal_category=outcome.fatal_category,
+        inputs=inputs or "",
     )
-    workspace.write_json(_outcome_path(workspace, outcome), data)
+    workspace.write_json(path, data)
 
 
-def load_outcome(workspace: Workspace, outcome: OptimizerOutcome, *, keep_failed: bool = False) -> bool:
+def load_outcome(
+    workspace: Workspace, outcome: OptimizerOutcome, *, keep_failed: bool = False, inputs: str | None = None
+) -> bool:
     """Fill ``outcome`` from its checkpoint; False when the optimizer has to run (again).
 
     An optimizer stopped by a failure (model service, cost or time limit) runs again unless ``keep_failed``
-    (its stage finished, so its failure is part of the run's record)."""
+    (its stage finished, so its failure is part of the run's record). With ``inputs``, a checkpoint computed
+    from other stage inputs (recorded in it) is not loaded."""
     path = _outcome_path(workspace, outcome)
     if not workspace.exists(path):
         return False
     data = workspace.read_json(path)
     if data.get("fatal") and not keep_failed:
+        return False
+    if inputs is not None and data.get("inputs") and data["inputs"] != inputs:
         return False
     outcome.fatal = str(data.get("fatal") or "")
     outcome.fatal_category = str(data.get("fatal_category") or "")

@@ -25,6 +25,7 @@ The definition, step by step (``tests/test_consensus.py`` holds one case per ste
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,7 @@ def decide(outcomes: list[OptimizerOutcome], atol: float, rtol: float) -> Consen
 
     if not status.has_solution:
         return answer(pool[0], None, [o.name for o in pool], pool[0].level_reason)
-    with_value = [o for o in pool if o.objective is not None]
+    with_value = [o for o in pool if o.objective is not None and math.isfinite(o.objective)]
     if not with_value:
         return answer(pool[0], None, [], "no optimizer reported a value")
     clusters = _clusters(with_value, atol, rtol)

@@ -260,4 +260,7 @@ class ExtractStage(BaseStage):
         if not ctx.workspace.exists("spec.json"):
             return False
         ctx.spec = ProblemSpec.model_validate(ctx.workspace.read_json("spec.json"))
+        data = data_from_spec(ctx.spec)  # an edited spec.json carries its numbers into data.json
+        if not ctx.workspace.exists(ctx.workspace.data) or ctx.workspace.read_json(ctx.workspace.data) != data:
+            ctx.workspace.write_json(ctx.workspace.data, data)
         return True

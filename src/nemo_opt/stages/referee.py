@@ -20,6 +20,7 @@ someone else, and :meth:`Referee.restore_live` puts the frozen files back.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -145,6 +146,17 @@ class Referee:
     def candidate_from(self, simulator: Mapping[str, bytes]) -> RefereeVersion:
         """A version made of given simulator files (e.g. a delivered package's) with the host's data and harness."""
         return RefereeVersion(0, {**simulator, **self._fixed})
+
+    def pinned(self) -> Referee:
+        """This referee held at its current version: a simulator the agent repairs meanwhile (a new version
+        adopted by another thread) does not change what judges, or what is recorded as having judged, one
+        validation."""
+        twin = copy.copy(self)
+        twin.adopt = self._refuse_adopt  # type: ignore[method-assign]
+        return twin
+
+    def _refuse_adopt(self, version: RefereeVersion) -> None:
+        raise RuntimeError("a pinned referee does not adopt new versions")
 
     def adopt(self, version: RefereeVersion) -> None:
         """Make ``version`` the referee from now on, and record it in the run folder."""

@@ -171,6 +171,7 @@ def validate(
 
     ``attempt`` counts re-validations within a round (after the simulator was repaired), so no report is
     overwritten. ``time_limit`` bounds each HiGHS solve of the exported model."""
+    referee = referee.pinned()  # one version judges all of this validation and is the one recorded
     solution, error = load_solution(workspace, solution_path)
     suffix = f"{round_number}" if attempt == 0 else f"{round_number}_{attempt}"
     folder = solution_path.parent
