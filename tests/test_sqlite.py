@@ -22,6 +22,7 @@ from nemo_opt.llm.base import Choice, Completion, Usage
 from nemo_opt.llm.cache import ReplyCache
 from nemo_opt.memory.store import Exemplar, MemoryStore
 from nemo_opt.sqlite import Database, statements
+from nemo_opt.store import MIGRATIONS as RUN_STORE_MIGRATIONS
 from nemo_opt.store import RunStore
 
 # --- statements -------------------------------------------------------------------------------------------------
@@ -95,7 +96,8 @@ def test_a_file_from_a_newer_release_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "nemo.db"
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 9")
-    with pytest.raises(ConfigError, match=r"schema version 9, but this nemo-opt knows only 4.*Upgrade nemo-opt"):
+    known = len(RUN_STORE_MIGRATIONS)
+    with pytest.raises(ConfigError, match=rf"schema version 9, but this nemo-opt knows only {known}.*Upgrade nemo-opt"):
         RunStore(path).recent_runs()
 
 
@@ -273,7 +275,7 @@ def test_a_run_store_from_before_the_level_columns_opens_and_upgrades(tmp_path: 
     store = RunStore(path)
     old = store.get_run("old-run")
     assert old is not None and old["objective"] == 42.5 and old["level"] is None and old["resumes"] == 0
-    assert store.db.version == 4
+    assert store.db.version == len(RUN_STORE_MIGRATIONS)
     assert store.recorded_replies("old-run") == {("extract", 0): ("abc", '{"choices": []}')}
     store.create_run("new-run", tmp_path / "new", "New", "0" * 64)
     store.finish_run("new-run", "done", True, 1.0, {"answer": 1.0}, level="objective-checked")
@@ -284,7 +286,7 @@ def test_a_run_store_from_before_the_level_columns_opens_and_upgrades(tmp_path: 
     levels = {r["item_id"]: r["level"] for r in bench.results("b1")}
     assert levels == {"item-1": None, "item-2": "verified"}
     store.close()
-    assert RunStore(path).db.version == 4  # opening again changes nothing
+    assert RunStore(path).db.version == len(RUN_STORE_MIGRATIONS)  # opening again changes nothing
 
 
 def test_a_reply_cache_from_before_versioning_keeps_its_entries(tmp_path: Path) -> None:
