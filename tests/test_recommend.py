@@ -99,3 +99,22 @@ def test_ranking_puts_capable_solvers_first_and_size_limited_ones_last() -> None
 def test_every_registered_backend_declares_known_classes() -> None:
     for backend in SOLVERS:
         assert backend.features <= set(ProblemClass) and backend.hint and backend.template
+
+
+def test_plain_language_meanings_and_functions_of_data_leave_a_linear_model_certain() -> None:
+    # A 1.5B model writes meanings such as these; they used to make the rules unsure and ask the model.
+    constraints = copy.deepcopy(product_mix.SPEC["constraints"])
+    constraints[0]["meaning"] = "either shift may do carpentry; if a table is started then it must finish in time"
+    constraints[1]["expression"] = (
+        "sum(finishing_hours[p] * make[p] for p in products) <= min(finishing_available, 2 * finishing_available)"
+    )
+    problem_class, _, alternatives, signals = classify(_spec(constraints=constraints))
+    assert problem_class is ProblemClass.MILP and alternatives == [] and signals == ["integer or binary variables"]
+    llm = ScriptedLLM([])
+    assert recommend(_spec(constraints=constraints), [Highs, PulpCbc], llm=RecordedLLM(llm)).decided_by == "rules"
+    assert not llm.requests
+
+
+def test_max_min_abs_of_decision_variables_still_make_the_rules_unsure() -> None:
+    rows = [{"name": "gap", "expression": "abs(make['table'] - make['chair']) <= 5", "meaning": "balance"}]
+    assert classify(_spec(constraints=rows))[2] == [ProblemClass.MILP, ProblemClass.MINLP]

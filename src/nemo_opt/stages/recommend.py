@@ -35,6 +35,9 @@ _LOGICAL = re.compile(
     re.IGNORECASE,
 )
 
+# A disjunction written as an operator inside an expression: "a <= b or c <= d".
+_DISJUNCTION = re.compile(r"\bor\b")
+
 # Preference among installed solvers for each class, best first.
 _PREFERENCE: dict[ProblemClass, list[str]] = {
     ProblemClass.LP: ["highs", "cbc", "gurobi", "scip", "ortools", "pyomo", "cvxpy"],
@@ -68,6 +71,21 @@ class Recommendation:
         return self.capable or self.ranking
 
 
+def _piecewise_of_variables(expression: str, names: set[str]) -> bool:
+    """True when max, min or abs is applied to a decision variable (``abs(x - y)``); over data alone
+    (``min(capacity[i], demand[i])``) it is a number and the expression stays linear."""
+    for match in _PIECEWISE_CALL.finditer(expression):
+        depth, start = 0, match.end() - 1
+        for end in range(start, len(expression)):
+            depth += {"(": 1, ")": -1}.get(expression[end], 0)
+            if depth == 0:
+                break
+        argument = expression[start : end + 1]
+        if any(re.search(rf"\b{re.escape(name)}\b", argument) for name in names):
+            return True
+    return False
+
+
 def _products_of_variables(expression: str, names: set[str]) -> bool:
     """True when two decision variables are multiplied or divided, e.g. ``x[i] * y[i]`` or ``x / y``."""
     if not names:
@@ -96,9 +114,9 @@ def classify(spec: ProblemSpec) -> tuple[ProblemClass, str, list[ProblemClass], 
     nonlinear_objective = bool(_NONLINEAR_CALL.search(objective)) or any(
         m["exp"] != "2" for m in _POWER.finditer(objective)
     )
-    piecewise = any(_PIECEWISE_CALL.search(e) for e in [objective, *rows])
-    text = " ".join(f"{c.expression} {c.meaning}" for c in spec.constraints)
-    logical = bool(_LOGICAL.search(text))
+    # Only the expressions are read: a plain-language meaning ("either shift", "finish time") is no structure.
+    piecewise = any(_piecewise_of_variables(e, names) for e in [objective, *rows])
+    logical = any(_LOGICAL.search(e) or _DISJUNCTION.search(e) for e in rows)
     for flag, label in (
         (nonlinear_rows, "nonlinear constraints"),
         (quadratic_objective, "quadratic objective"),
