@@ -229,3 +229,17 @@ def test_download_verifies_and_resumes(tmp_path: Path, hub: tuple[str, type[_Hub
         local.resolve_gguf("hf:acme/tiny-GGUF/missing.gguf", models_dir=tmp_path, endpoint=endpoint)
     with pytest.raises(ModelNotConfigured, match="OWNER/REPO/FILE.gguf"):
         local.resolve_gguf("hf:just-a-name", models_dir=tmp_path, endpoint=endpoint)
+
+
+def test_the_managed_server_generates_with_every_core_unless_told(tmp_path: Path) -> None:
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    command = local.llama_server_command(
+        tmp_path / "m.gguf", 8080, python="py", n_ctx=2048, threads=0, alias="m", cache_mb=0
+    )
+    assert command[command.index("--n_threads") + 1] == str(cores) and "--n_threads_batch" in command
+    told = local.llama_server_command(
+        tmp_path / "m.gguf", 8080, python="py", n_ctx=2048, threads=3, alias="m", cache_mb=0
+    )
+    assert told[told.index("--n_threads") + 1] == "3"

@@ -114,7 +114,9 @@ class Settings(BaseModel):
         None, description="Python with llama-cpp-python[server] for local:…gguf models (default: this one)."
     )
     local_n_ctx: int = Field(16384, ge=512, description="Context length of a local model server, tokens.")
-    local_threads: int = Field(0, ge=0, description="CPU threads of a local model server (0: llama.cpp's choice).")
+    local_threads: int = Field(
+        0, ge=0, description="CPU threads of a local model server (0: every core; llama.cpp alone would use half)."
+    )
     local_cache_mb: int = Field(
         0,
         ge=0,

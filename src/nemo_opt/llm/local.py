@@ -164,8 +164,12 @@ def llama_server_command(
         "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", str(n_ctx), "--verbose", "false",
     ]  # fmt: skip
-    if threads > 0:
-        command += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
+    # llama-cpp-python's own default generates with half the cores (one of two here). Measured with
+    # Qwen2.5-Coder-1.5B Q4_K_M on 2 cores, 160 prompt + 64 completion tokens: 8.3-9.2 s with one thread,
+    # 5.0-6.0 s with two. So 0 means every core this process may run on.
+    count = threads if threads > 0 else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    count = count or os.cpu_count() or 1
+    command += ["--n_threads", str(count), "--n_threads_batch", str(count)]
     if cache_mb > 0:
         command += ["--cache", "true", "--cache_type", "ram", "--cache_size", str(cache_mb << 20)]
     return command
