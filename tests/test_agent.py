@@ -202,3 +202,47 @@ def test_resume_keeps_the_conversation(workspace: Workspace) -> None:
     sent = llm.requests[-1]["messages"]
     assert sent[0]["content"] == "system prompt" and sent[-1]["content"] == "please check again"
     assert len(json.loads((workspace.trajectories / "worker.json").read_text())["events"]) == 3
+
+
+def test_waiting_for_a_shared_model_slot_does_not_spend_an_agents_time(tmp_path: Path) -> None:
+    """Two agents on a one-slot model: each waits while the other's reply is generated, and that wait is not its
+    own time (otherwise agents sharing a local server run out of budget in the queue)."""
+    import threading
+    import time as clock
+
+    from nemo_opt.llm.base import Completion, Message, ToolSpec
+    from nemo_opt.llm.limit import GuardedLLM
+
+    class Slow:
+        """A model whose every reply takes 0.4 s to generate."""
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.inner = ScriptedLLM(
+                [say("", call("bash", command="true")) for _ in range(3)] + [say("", call("submit", summary="ok"))]
+            )
+
+        def complete(self, messages: list[Message], *, tools: list[ToolSpec] | None = None, **kw: Any) -> Completion:
+            clock.sleep(0.4)
+            return self.inner.complete(messages, tools=tools, **kw)
+
+    results: dict[str, Any] = {}
+
+    def work(name: str) -> None:
+        ws = Workspace(tmp_path / name)
+        ws.create()
+        llm = GuardedLLM(Slow("one-slot-model"), 1)  # the same name: the same process-wide slot
+        agent = ToolLoopAgent(
+            llm, make_sandbox("auto", ws.root, Limits(timeout=30)), ws, limits=AgentLimits(max_seconds=2.0)
+        )
+        accept = lambda: Acceptance(True)  # noqa: E731
+        results[name] = agent.run(AgentTask(name, "system", "work", ws.root, accept, "done"))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Each agent's own model time is 4 x 0.4 s; with the other's replies in between its wall time is about 3.2 s.
+    assert all(r.status is AgentStatus.SUBMITTED for r in results.values()), {k: r.reason for k, r in results.items()}
+    assert max(r.seconds for r in results.values()) > 2.0, {k: (r.seconds, r.steps) for k, r in results.items()}

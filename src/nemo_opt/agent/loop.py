@@ -32,6 +32,7 @@ from nemo_opt.agent.tools import (
 )
 from nemo_opt.exceptions import FormatError, LimitsExceeded, RunFailure, Submitted
 from nemo_opt.llm.base import LLM, Choice, Message, Usage
+from nemo_opt.llm.limit import queued_seconds
 from nemo_opt.llm.recorder import labelled
 from nemo_opt.sandbox.base import Sandbox
 from nemo_opt.workspace import Workspace
@@ -112,6 +113,12 @@ class ToolLoopAgent:
         messages.append(Message("user", task.instruction))
         toolbox = ToolBox(self.workspace, self.sandbox, task.workdir, self.limits.observation_chars, task.writable)
         started = time.monotonic()
+        queued = queued_seconds()
+
+        def elapsed(now: float | None = None) -> float:
+            """This agent's own seconds: wall time less the time its calls waited for a model slot."""
+            return (now or time.monotonic()) - started - (queued_seconds() - queued)
+
         steps, usage = 0, Usage()
         trajectory = self.workspace.trajectories / f"{task.name}.json"
         events: list[dict[str, Any]] = _previous_events(self.workspace, trajectory) if history else []
@@ -121,7 +128,7 @@ class ToolLoopAgent:
         try:
             while True:
                 try:
-                    self._check_limits(steps, usage, time.monotonic() - started, largest)
+                    self._check_limits(steps, usage, elapsed(), largest)
                 except LimitsExceeded as exc:
                     raise LimitsExceeded(faults.explain(str(exc))) from None
                 steps += 1
@@ -136,7 +143,7 @@ class ToolLoopAgent:
                 choice = completion.first
                 reply, note = self._kept(choice)
                 messages.append(reply)
-                timeout = min(self.limits.command_timeout, max(1.0, self.limits.max_seconds - (step_started - started)))
+                timeout = min(self.limits.command_timeout, max(1.0, self.limits.max_seconds - elapsed(step_started)))
                 fault = ""
                 try:
                     observations, fault = self._act(task, toolbox, choice.as_message(), timeout)
