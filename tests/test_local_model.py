@@ -81,12 +81,12 @@ def test_gguf_reference_checks(tmp_path: Path, gguf: Path) -> None:
 def test_local_model_profile_unless_set_explicitly(gguf: Path) -> None:
     profile = load_settings({"model": f"local:{gguf}"}, environ={})
     assert (profile.agent_protocol, profile.llm_concurrency, profile.llm_timeout) == ("text", 1, 1800.0)
-    assert (profile.agent_temperature, profile.memory_extract) == (0.3, False)
+    assert (profile.agent_temperature, profile.memory_extract, profile.extractions) == (0.3, False, 1)
     explicit = load_settings({"model": f"local:{gguf}", "agent_protocol": "tools", "llm_timeout": 60.0}, environ={})
     assert (explicit.agent_protocol, explicit.llm_timeout) == ("tools", 60.0)
     remote = load_settings({"model": "openai:gpt-4.1"}, environ={})
     assert remote.agent_protocol == "tools" and remote.llm_concurrency == 16
-    assert (remote.agent_temperature, remote.memory_extract) == (0.7, True)
+    assert (remote.agent_temperature, remote.memory_extract, remote.extractions) == (0.7, True, 5)
 
 
 @pytest.mark.skipif(

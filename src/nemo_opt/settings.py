@@ -65,13 +65,17 @@ def _default_home() -> Path:
 # - agent_temperature 0.3: at 0.7 only 5 of 10 sampled programs ran at all and 1 was right; at 0.3, 5 of 6 ran
 #   and 2 were right (greedy: 8 of 15 right), while the candidates still differed on every item;
 # - memory_extract off: the examples made the extraction prompt 5,151 characters longer and the call 2.4x slower
-#   (336 s against 139 s for examples/product_mix.md), and the reply was no better (both unusable).
+#   (336 s against 139 s for examples/product_mix.md), and the reply was no better (both unusable);
+# - extractions 1: with n = 5 the extract stage of examples/product_mix.md took 1,055 s (the five samples 532 s,
+#   four repairs 44-175 s each, the judge 67 s) and still chose a P* with invented data, so MBR over five samples
+#   costs three times the 8-minute budget of a whole run without a better P* to show for it.
 LOCAL_MODEL_PROFILE: dict[str, Any] = {
     "agent_protocol": "text",
     "llm_concurrency": 1,
     "llm_timeout": 1800.0,
     "agent_temperature": 0.3,
     "memory_extract": False,
+    "extractions": 1,
 }
 
 
@@ -242,7 +246,7 @@ class Settings(BaseModel):
     def _local_model_profile(self) -> Settings:
         """A local llama.cpp model serves one request at a time, slowly, and calls tools unreliably: unless set
         explicitly, use the plain-text agent protocol, one request in flight, a long reply timeout, a cooler
-        sampling temperature and no examples in the extraction prompt (see LOCAL_MODEL_PROFILE)."""
+        sampling temperature, one extraction and no examples in its prompt (see LOCAL_MODEL_PROFILE)."""
         if self.model and self.model.strip().startswith("local:"):
             for name, value in LOCAL_MODEL_PROFILE.items():
                 if name not in self.model_fields_set:
