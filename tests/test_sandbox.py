@@ -530,11 +530,15 @@ def test_deleted_open_files_count_toward_the_disk_quota(
     if not cgroup:  # neither cgroup lists the command's processes: they are found from its process tree
         monkeypatch.setattr(_cgroup, "pids_cgroup_root", lambda: None)
         monkeypatch.setattr(_cgroup, "memory_cgroup_root", lambda: None)
+    # The quota is polled (every 100 ms): a writer that pauses 50 ms per 4 MiB passes 16 MiB within 0.25 s and
+    # reaches 160 MiB only after 2 s, so the check is on what is counted, not on winning a race against a tight
+    # loop on a loaded machine (a tight loop once wrote all 160 MiB in 0.3 s before the first poll came round).
     (workspace / "held.py").write_text(
         "import os, time\n"
         "held = []\n"
         "for i in range(40):\n"
         "    f = open(f'held{i}', 'wb'); os.unlink(f.name); f.write(b'x' * (4 << 20)); f.flush(); held.append(f)\n"
+        "    time.sleep(0.05)\n"
         "print('wrote 160 MiB'); time.sleep(10)\n"
     )
     result = sandbox(kind, workspace, disk_mb=16, file_size_mb=8).run("python held.py", cwd=workspace)
