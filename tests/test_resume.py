@@ -61,6 +61,15 @@ def by_position(replies: list[Reply]) -> Any:
     return script
 
 
+def _extract_and_model() -> RoleRouter:
+    """One extraction and an optimizer that writes the right model and submits (for runs without a simulator)."""
+    optimizer = [
+        say("", call("write_file", path="model.py", content=product_mix.RIGHT_MODEL)),
+        say("", call("submit", summary="model")),
+    ]
+    return RoleRouter({EXTRACT: by_position([product_mix.EXTRACTION]), OPTIMIZER: by_position(optimizer)})
+
+
 def requests_of(server: OpenAICompatServer, marker: str) -> int:
     return sum(1 for r in server.chat_requests if marker in json.dumps(r["messages"][0]))
 
@@ -141,11 +150,7 @@ def crash_at(stage: str, status: str) -> Any:
 
 def test_resume_after_extract_does_not_extract_again(settings: Settings) -> None:
     settings.simulate = False
-    optimizer = [
-        say("", call("write_file", path="model.py", content=product_mix.RIGHT_MODEL)),
-        say("", call("submit", summary="model")),
-    ]
-    router = RoleRouter({EXTRACT: by_position([product_mix.EXTRACTION]), OPTIMIZER: by_position(optimizer)})
+    router = _extract_and_model()
     with OpenAICompatServer(router) as server:
         settings.model = f"openai-compatible:scripted@{server.url}"
         with pytest.raises(Crash):
@@ -269,11 +274,7 @@ def test_kill_9_then_resume_continues_from_the_last_finished_stage(tmp_path: Pat
 @pytest.mark.slow
 def test_twenty_concurrent_solves_leave_the_run_store_consistent(settings: Settings) -> None:
     settings.simulate = False
-    optimizer = [
-        say("", call("write_file", path="model.py", content=product_mix.RIGHT_MODEL)),
-        say("", call("submit", summary="model")),
-    ]
-    router = RoleRouter({EXTRACT: by_position([product_mix.EXTRACTION]), OPTIMIZER: by_position(optimizer)})
+    router = _extract_and_model()
     results: list[Any] = []
     errors: list[BaseException] = []
 
@@ -339,11 +340,7 @@ def test_an_unisolated_attempt_caps_every_later_one(settings: Settings) -> None:
 
 def test_a_run_folder_from_before_input_hashes_resumes_without_redoing_its_stages(settings: Settings) -> None:
     settings.simulate = False
-    optimizer = [
-        say("", call("write_file", path="model.py", content=product_mix.RIGHT_MODEL)),
-        say("", call("submit", summary="model")),
-    ]
-    router = RoleRouter({EXTRACT: by_position([product_mix.EXTRACTION]), OPTIMIZER: by_position(optimizer)})
+    router = _extract_and_model()
     with OpenAICompatServer(router) as server:
         settings.model = f"openai-compatible:scripted@{server.url}"
         with pytest.raises(Crash):
