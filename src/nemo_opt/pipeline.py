@@ -182,7 +182,7 @@ class Pipeline:
         finished = checkpoints.finished_stages(ws) if resumed else {}
         rerun = False
         for number, stage in enumerate(STAGES):
-            digest = checkpoints.inputs_digest(ws, stage.inputs(ctx))
+            digest = ctx.inputs_digest = checkpoints.inputs_digest(ws, stage.inputs(ctx))
             record = finished.get(stage.name)
             # A record without "inputs" was written before inputs were hashed: it is believed, as it was then.
             same = record is not None and record.get("inputs", digest) == digest

@@ -26,7 +26,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from nemo_opt import checkpoints
 from nemo_opt.agent import make_agent
 from nemo_opt.agent.base import Agent
 from nemo_opt.agent.loop import AgentLimits
@@ -103,8 +102,7 @@ class AgentsStage(BaseStage):
 
     def load(self, ctx: RunContext) -> bool:
         outcomes = self._prepare(ctx)
-        digest = checkpoints.inputs_digest(ctx.workspace, self.inputs(ctx))
-        if not all(load_outcome(ctx.workspace, o, keep_failed=True, inputs=digest) for o in outcomes):
+        if not all(load_outcome(ctx.workspace, o, keep_failed=True, inputs=ctx.inputs_digest) for o in outcomes):
             return False
         if ctx.settings.simulate and not ctx.need_referee().restore():
             return False  # the frozen simulator is missing or fails its hashes: judge again rather than believe
@@ -143,7 +141,7 @@ class AgentsStage(BaseStage):
         outcomes = self._prepare(ctx)
         referee, sandbox = ctx.need_referee(), ctx.sandbox
         assert sandbox is not None
-        digest = checkpoints.inputs_digest(ws, self.inputs(ctx))
+        digest = ctx.inputs_digest
         pending = [o for o in outcomes if not load_outcome(ws, o, inputs=digest)]
         gate: SimulatorAgentGate | None = None
         if s.simulate:

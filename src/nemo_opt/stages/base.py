@@ -66,6 +66,8 @@ class RunContext:
     # Set on Ctrl-C or SIGTERM while agents work in other threads: none of them starts another model call.
     interrupted: threading.Event = field(default_factory=threading.Event)
     timings: list[StageTiming] = field(default_factory=list)
+    # The content hash of the declared inputs of the stage being loaded or run (set by the pipeline).
+    inputs_digest: str = ""
 
     # --- left by the stages, in order -------------------------------------------------------------------------
     retrieval: Retrieval | None = None
