@@ -22,7 +22,19 @@ from nemo_opt.settings import Settings
 from nemo_opt.store import RunStore
 from nemo_opt.testing import OpenAICompatServer, Reply, RoleRouter
 from tests.conftest import benchmark_item
-from tests.scenarios import EXTRACT, OPTIMIZER, SIMULATOR, btd, call, ducks, feed, product_mix, say, spec_reply
+from tests.scenarios import (
+    EXTRACT,
+    OPTIMIZER,
+    SIMULATOR,
+    btd,
+    call,
+    ducks,
+    feed,
+    product_mix,
+    say,
+    spec_reply,
+    whole_files,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -254,3 +266,38 @@ def test_cross_check_catches_a_dropped_non_binding_constraint_and_the_repair_fix
     repair = [m["content"] for m in _requests_of(server, OPTIMIZER)[3]["messages"] if m["role"] == "user"][-1]
     assert "model too loose" in repair and "chair_orders" in repair
     assert final["passed"] and final["crosscheck"]["disagreements"] == 0
+
+
+def test_product_mix_with_whole_file_agents(settings: Settings) -> None:
+    """The local-model protocol: every reply is the whole file; the harness saves, runs, checks and submits it."""
+    settings.agent_protocol = "files"
+    problem = (REPO / "examples" / "product_mix.md").read_text()
+    result, server = run_scenario(settings, whole_files, problem)
+    assert result.error is None, result.error
+    assert result.verified and result.objective == pytest.approx(whole_files.EXPECTED_OBJECTIVE)
+    first, final = result.optimizers[0]["reports"]
+    assert not first["passed"] and first["objective_model"] == pytest.approx(whole_files.WRONG_OBJECTIVE)
+    assert final["passed"] and final["crosscheck"]["mapped_columns"] == 2
+    assert all(not r.get("tools") for r in server.chat_requests)
+
+    sim = _requests_of(server, SIMULATOR)
+    assert "did not include: simulator/test_simulator.py" in sim[1]["messages"][-1]["content"]
+    opt = _requests_of(server, OPTIMIZER)
+    assert "no ```python block" in opt[1]["messages"][-1]["content"]
+    # A request carries the task and the latest attempt only: the prose-only first reply is gone by the repair.
+    repair = opt[2]["messages"]
+    assert [m["role"] for m in repair] == ["system", "user", "assistant", "user"]
+    assert "FAILED validation" in repair[-1]["content"] and "finishing_capacity" in repair[-1]["content"]
+    assert "Reply with the complete file(s) `model.py`" in repair[-1]["content"]
+    assert not any("I will model the weekly plan" in m["content"] for m in repair)
+    # What was saved is the model's body plus the harness's ending, and it runs on its own in the package.
+    package = result.package
+    assert package is not None
+    model = (package / "model.py").read_text()
+    assert model.startswith(whole_files.RIGHT.splitlines()[0]) and model.count("fixed ending, added by") == 1
+    (package / "solution.json").unlink()
+    run = subprocess.run([sys.executable, "model.py"], cwd=package, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    saved = json.loads((package / "solution.json").read_text())
+    assert saved["variables"] == {"make": {"table": 30.0, "chair": 40.0}}
+    assert saved["columns"] == {"make_table": "make[table]", "make_chair": "make[chair]"}

@@ -69,8 +69,18 @@ def _default_home() -> Path:
 # - extractions 1: with n = 5 the extract stage of examples/product_mix.md took 1,055 s (the five samples 532 s,
 #   four repairs 44-175 s each, the judge 67 s) and still chose a P* with invented data, so MBR over five samples
 #   costs three times the 8-minute budget of a whole run without a better P* to show for it.
+# - agent_protocol files, agent_max_steps 3, repair_rounds 1, no examples in the agents' prompts: each reply is
+#   a whole file that the harness saves, runs and checks (see nemo_opt.agent.loop), so an attempt is one call of
+#   about 1,000 prompt tokens instead of a bash session of 2-4k-token steps at 140-170 s each.
+# - llm_max_tokens 2048: llama-cpp-python's server otherwise lets a reply run to the context length (16k tokens,
+#   about 25 minutes here) when a small model loops; a whole model file or P* is 300-1,500 tokens.
 LOCAL_MODEL_PROFILE: dict[str, Any] = {
-    "agent_protocol": "text",
+    "llm_max_tokens": 2048,
+    "agent_protocol": "files",
+    "agent_max_steps": 3,
+    "repair_rounds": 1,
+    "memory_simulator": False,
+    "memory_optimizers": False,
     "llm_concurrency": 1,
     "llm_timeout": 1800.0,
     "agent_temperature": 0.3,
@@ -195,8 +205,10 @@ class Settings(BaseModel):
     )
 
     # --- coding agents -----------------------------------------------------------------------------------
-    agent_protocol: Literal["tools", "text"] = Field(
-        "tools", description="tools: native tool calls; text: one fenced bash block per reply."
+    agent_protocol: Literal["tools", "text", "files"] = Field(
+        "tools",
+        description="tools: native tool calls; text: one fenced bash block per reply; files: every reply is the "
+        "whole file(s), which the harness saves, runs and checks (for small local models).",
     )
     agent_backend: Literal["builtin", "mini-swe-agent"] = Field(
         "builtin",

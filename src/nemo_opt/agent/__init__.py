@@ -19,7 +19,7 @@ from nemo_opt.workspace import Workspace
 __all__ = ["AGENT_BACKENDS", "AgentFactory", "make_agent"]
 
 # (model, sandbox, workspace, limits, temperature, protocol) -> agent
-Protocol = Literal["tools", "text"]
+Protocol = Literal["tools", "text", "files"]
 AgentFactory = Callable[[LLM, Sandbox, Workspace, AgentLimits, float, Protocol], Agent]
 
 

@@ -28,6 +28,9 @@ class AgentTask:
     ``accept`` runs when the agent submits; a refusal goes back to the agent as an observation.
     ``acceptance_text`` describes the same check in words for the prompt. ``writable`` is the one folder the
     agent's file tools may write (default: ``workdir``); its sandbox should be scoped to the same folder.
+    ``files`` are the paths (from ``workdir``) a reply of the whole-file protocol carries, and ``finish_file``
+    turns what the model wrote for a path into what is saved there (e.g. the harness's fixed ending of a
+    model); the saved file is what the check judges.
     """
 
     name: str
@@ -38,6 +41,8 @@ class AgentTask:
     acceptance_text: str
     template: tuple[str, str] = ("", "")
     writable: Path | None = None
+    files: tuple[str, ...] = ()
+    finish_file: Callable[[str, str], str] | None = None
 
 
 class AgentStatus(StrEnum):

@@ -1,8 +1,12 @@
 """The built-in coding agent: a small loop of model turn, tool execution, observation.
 
-Two protocols: native tool calls (bash, read_file, write_file, edit_file, submit), or plain text for models
+Three protocols: native tool calls (bash, read_file, write_file, edit_file, submit); plain text for models
 without reliable tool calling (exactly one fenced bash block per reply; the agent finishes when that block's
-command prints ``NEMO_SUBMIT`` as its first output line). Either way a submit is only accepted when the
+command prints ``NEMO_SUBMIT`` as its first output line); and whole files, for small models that write one
+complete program well but drive a shell badly: every reply is the task's file(s) in full, which the harness
+saves, then runs the task's check on at once, as a submit (its verdict is the next observation). A request of
+that protocol carries the task and only the latest attempt with its verdict, so prompts stay short and their
+opening stays the same (a local server reuses it). Whatever the protocol, a submit is only accepted when the
 task's check passes; otherwise the agent is told why and keeps working. The trajectory is written after every
 step, so a crash or kill loses nothing.
 
@@ -29,6 +33,7 @@ from nemo_opt.agent.tools import (
     files_in_reply,
     shorten,
     unusable_reply,
+    whole_files,
 )
 from nemo_opt.exceptions import FormatError, LimitsExceeded, RunFailure, Submitted
 from nemo_opt.llm.base import LLM, Choice, Message, Usage
@@ -96,7 +101,7 @@ class ToolLoopAgent:
         sandbox: Sandbox,
         workspace: Workspace,
         *,
-        protocol: Literal["tools", "text"] = "tools",
+        protocol: Literal["tools", "text", "files"] = "tools",
         limits: AgentLimits | None = None,
         temperature: float = 0.0,
     ) -> None:
@@ -110,7 +115,10 @@ class ToolLoopAgent:
     def run(self, task: AgentTask, *, history: list[Message] | None = None) -> AgentResult:
         """Work on ``task`` until the submit is accepted or a budget runs out."""
         messages = list(history) if history else [Message("system", task.system)]
-        messages.append(Message("user", task.instruction))
+        instruction = task.instruction
+        if self.protocol == "files" and history:  # a follow-up prompt may speak of commands: say what to send
+            instruction += "\n\n" + _files_reminder(task)
+        messages.append(Message("user", instruction))
         toolbox = ToolBox(self.workspace, self.sandbox, task.workdir, self.limits.observation_chars, task.writable)
         started = time.monotonic()
         queued = queued_seconds()
@@ -134,7 +142,7 @@ class ToolLoopAgent:
                 steps += 1
                 step_started = time.monotonic()
                 completion = labelled(self.llm, task.template).complete(
-                    messages,
+                    _request(messages) if self.protocol == "files" else messages,
                     tools=TOOL_SPECS if self.protocol == "tools" else None,
                     temperature=self.temperature,
                 )
@@ -214,6 +222,8 @@ class ToolLoopAgent:
         """Carry out one reply; return the observations and, if nothing usable was in it, a label of the fault.
 
         Raises Submitted (accepted) or :class:`_Unusable`."""
+        if self.protocol == "files":
+            return self._act_files(task, toolbox, reply)
         if self.protocol == "tools" and reply.tool_calls:
             out: list[Message] = []
             accepted: str | None = None
@@ -254,6 +264,23 @@ class ToolLoopAgent:
                 raise Submitted(shorten(reply.content, self.limits.reply_chars))
             return [Message("user", _refusal(verdict.reason))], ""
         return [Message("user", text)], ""
+
+    def _act_files(self, task: AgentTask, toolbox: ToolBox, reply: Message) -> tuple[list[Message], str]:
+        """Whole-file protocol: save the reply's files (through the agent's own write door), then check at once."""
+        files = whole_files(reply.content, task.files)
+        if not files:
+            label, message = unusable_reply(reply.content, "files")
+            if label == "unusable reply":
+                label = "no file"
+            raise _Unusable(f"{message} {_files_reminder(task)}", label)
+        finish = task.finish_file or (lambda path, text: text)
+        written = toolbox.write_files([(path, finish(path, text)) for path, text in files])
+        missing = [path for path in task.files if path not in {p for p, _ in files}]
+        verdict = task.accept()
+        if verdict.ok:
+            raise Submitted(shorten(reply.content, self.limits.reply_chars))
+        note = f"\nYour reply did not include: {', '.join(missing)}." if missing else ""
+        return [Message("user", f"{written}{note}\nThe system ran the check. {_refusal(verdict.reason)}")], ""
 
     def _save(
         self,
@@ -304,6 +331,20 @@ def _with_note(observations: list[Message], note: str) -> list[Message]:
         return [Message("user", note)]
     first = observations[0]
     return [Message(first.role, f"{note}\n\n{first.content}", first.tool_calls, first.tool_call_id), *observations[1:]]
+
+
+def _files_reminder(task: AgentTask) -> str:
+    names = " and ".join(f"`{path}`" for path in task.files)
+    blocks = "one ```python block" if len(task.files) == 1 else "```python blocks, each after a line naming its path"
+    return f"Reply with the complete file(s) {names} in {blocks}; the system saves, runs and checks them."
+
+
+def _request(messages: list[Message]) -> list[Message]:
+    """What the whole-file protocol sends: the system prompt and the task, then the latest attempt onwards."""
+    last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
+    if last <= 2:
+        return messages
+    return [*messages[:2], *messages[last:]]
 
 
 def _refusal(reason: str) -> str:

@@ -21,6 +21,7 @@ __all__ = [
     "ToolBox",
     "extract_bash_block",
     "is_refusal",
+    "whole_files",
     "shorten",
     "unusable_reply",
 ]
@@ -141,6 +142,43 @@ def files_in_reply(text: str) -> list[tuple[str, str]]:
     return files
 
 
+def whole_files(text: str, expected: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The files of a whole-file reply (the ``files`` protocol) for the paths in ``expected``.
+
+    A python block named by one of those paths on the line before it is that file; unnamed python blocks fill
+    the paths not yet given, in order (a small model often drops the name when one file is asked for). When a
+    reply shows more unnamed blocks than paths remain, the longest block is taken for a single remaining path
+    (models put a usage example after the file) and nothing is guessed for several.
+    """
+    named: dict[str, str] = {}
+    unnamed: list[str] = []
+    wanted = {PurePosixPath(path).name: path for path in expected} | {path: path for path in expected}
+    for match in _FENCE.finditer(text):
+        if match["lang"].lower() not in {"python", "py", "python3", ""}:
+            continue
+        body = match["body"].rstrip("\n") + "\n"
+        if not body.strip():
+            continue
+        before = [line for line in text[: match.start()].splitlines() if line.strip()]
+        names = _FILE_NAME.findall(before[-1]) if before else []
+        path = next((wanted[n] for n in reversed(names) if n in wanted), None)
+        if path is None:  # named by another folder ("model.py" for "optimizers/opt_1/model.py")
+            bases = [PurePosixPath(n).name for n in reversed(names)]
+            path = next((wanted[b] for b in bases if b in wanted), None)
+        if path is not None and path not in named:
+            named[path] = body
+        elif path is None:
+            unnamed.append(body)
+    remaining = [path for path in expected if path not in named]
+    if unnamed and remaining:
+        if len(remaining) == 1:
+            named[remaining[0]] = max(unnamed, key=len)
+        else:
+            for path, body in zip(remaining, unnamed, strict=False):
+                named[path] = body
+    return [(path, named[path]) for path in expected if path in named]
+
+
 def is_refusal(text: str) -> bool:
     """Whether a reply (that did nothing) only declines the task, e.g. "I can't help with that"."""
     stripped = text.strip().replace("\u2019", "'")
@@ -153,16 +191,13 @@ def unusable_reply(text: str, protocol: str) -> tuple[str, str]:
     Returns a short label for the agent's limit reason and the observation sent back to the model, which
     says what a usable reply looks like.
     """
-    how = (
-        f"Work with the tools ({_CALL_ONE_OF}); call submit when the work is complete and checked."
-        if protocol == "tools"
-        else "Every reply must contain exactly one fenced ```bash block; to finish, run `echo NEMO_SUBMIT`."
-    )
+    how = {
+        "tools": f"Work with the tools ({_CALL_ONE_OF}); call submit when the work is complete and checked.",
+        "files": "",  # the agent adds which files to send
+    }.get(protocol, "Every reply must contain exactly one fenced ```bash block; to finish, run `echo NEMO_SUBMIT`.")
     if not text.strip():
-        return (
-            "empty reply",
-            f"Your reply was empty: no text and no {'tool call' if protocol == 'tools' else 'command'}. {how}",
-        )
+        what = {"tools": "tool call", "files": "file"}.get(protocol, "command")
+        return "empty reply", f"Your reply was empty: no text and no {what}. {how}".rstrip()
     if is_refusal(text):
         quoted = shorten(" ".join(text.split()), 200)
         return (
@@ -173,6 +208,8 @@ def unusable_reply(text: str, protocol: str) -> tuple[str, str]:
         )
     if protocol == "tools":
         return "no tool call", f"Your reply called no tool. {how}"
+    if protocol == "files":
+        return "no file", "Your reply had no ```python block holding the file, so nothing was saved or run."
     try:
         extract_bash_block(text)
     except FormatError as exc:

@@ -92,7 +92,7 @@ _NO_OPTIMUM = {
 @click.option("--no-sim", is_flag=True, default=False, help="Skip the simulator and validation (ablation).")
 @click.option("--no-memory", is_flag=True, default=False, help="Do not retrieve solved examples (ablation).")
 @click.option("--no-mbr", is_flag=True, default=False, help="Take the first extraction instead of MBR + judge.")
-@click.option("--protocol", type=click.Choice(["tools", "text"]), help="Agent protocol.")
+@click.option("--protocol", type=click.Choice(["tools", "text", "files"]), help="Agent protocol.")
 @click.option("--sandbox", type=click.Choice(["auto", "bwrap", "plain"]), help="Sandbox backend.")
 @click.option("--no-cache", is_flag=True, default=False, help="Do not use the model reply cache.")
 @click.option("--max-cost", type=float, help="Cost ceiling of the run in USD.")

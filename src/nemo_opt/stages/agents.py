@@ -49,6 +49,7 @@ from nemo_opt.stages.optimize import (
 from nemo_opt.stages.referee import Referee
 from nemo_opt.stages.retrieve import Retrieval
 from nemo_opt.stages.simulate import SimulatorAgentGate, simulator_task
+from nemo_opt.stages.trace import trace_numbers
 from nemo_opt.stages.validate import PLAIN_CAP
 from nemo_opt.workspace import Workspace
 
@@ -85,6 +86,10 @@ class AgentsStage(BaseStage):
         dealt = ctx.need_recommendation().dealt
         if not s.optimizer_diversity:  # the ablation: every optimizer gets the first capable solver
             dealt = dealt[:1]
+        if s.agent_protocol == "files" and "cbc" in dealt:
+            # Whole-file agents write a PuLP body that the harness finishes (export, CBC, solution.json): the
+            # library a small coder model knows best, and the shortest prompt. They differ by temperature.
+            dealt = ["cbc"]
         return [
             OptimizerOutcome(
                 name=f"optimizer_{k}", index=k, solver=dealt[(k - 1) % len(dealt)], workdir=ws.optimizer_dir(k)
@@ -152,6 +157,7 @@ class AgentsStage(BaseStage):
                 referee,
                 protocol=s.agent_protocol,
                 memory_note=self._memory(ctx, ws.root, None) if s.memory_simulator else "",
+                trace_note=self._trace(ctx),
             )
             own = sandbox.scoped([ws.make_dirs(ws.simulator_dir)])
             agent = self._agent(ctx, "simulator", "simulator", own, s.agent_temperature)
@@ -212,6 +218,7 @@ class AgentsStage(BaseStage):
             protocol=s.agent_protocol,
             timeout=s.sandbox_timeout,
             memory_note=self._memory(ctx, outcome.workdir, subset) if s.memory_optimizers else "",
+            trace_note=self._trace(ctx),
         )
         try:
             run_optimizer(task, self._agent(ctx, outcome.name, "optimizer", own, temperature), outcome, judging)
@@ -226,6 +233,11 @@ class AgentsStage(BaseStage):
             outcome.level, outcome.verified = VerificationLevel.UNVERIFIED, False
         # Kept for the record; a resume that runs this stage again retries the optimizers that failed.
         save_outcome(ws, outcome, inputs=digest)
+
+    @staticmethod
+    def _trace(ctx: RunContext) -> str:
+        """What tracing P*'s numbers to the text flagged, for the prompts that show data.json (whole-file agents)."""
+        return trace_numbers(ctx.need_spec(), ctx.problem).message() if ctx.settings.agent_protocol == "files" else ""
 
     @staticmethod
     def _memory(ctx: RunContext, workdir: Path, subset: list[int] | None) -> str:

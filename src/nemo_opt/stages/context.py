@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from nemo_opt.spec import ProblemSpec, VarType
+from nemo_opt.spec import ProblemSpec, VarType, data_from_spec
 
-__all__ = ["SpecContext", "spec_context"]
+__all__ = ["DATA_CHARS", "SpecContext", "spec_context", "trace_text"]
+
+# The whole-file prompts show data.json itself up to this size (about 1,000 tokens); beyond it, the keys only.
+DATA_CHARS = 4000
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,9 @@ class SpecContext:
     spec_json: str
     data_keys: str
     variable_shapes: str
+    data_json: str = ""
+    variable_list: str = ""
+    objective: str = ""
 
 
 def _domain(kind: VarType, lower: float | None, upper: float | None) -> str:
@@ -42,8 +48,35 @@ def spec_context(spec: ProblemSpec) -> SpecContext:
         else:
             shape = "a number"
         shapes.append(f"     - `{var.name}`: {shape}; {_domain(var.type, var.lower, var.upper)}")
+    data = json.dumps(data_from_spec(spec), separators=(", ", ": "))
+    if len(data) > DATA_CHARS:
+        data = f"// {len(data):,} characters: too long to show; its keys are {', '.join(keys)}"
+    listed = []
+    for var in spec.variables:
+        where = " and ".join(
+            f"{name} ({', '.join(str(e) for e in spec.set_elements(name)[:6])}"
+            f"{', ...' if len(spec.set_elements(name)) > 6 else ''})"
+            for name in var.indices
+        )
+        head = f"`{var.name}`" + (f", indexed by {where}" if where else " (one number)")
+        about = f" — {var.description}" if var.description else ""
+        listed.append(f"- {head}: {_domain(var.type, var.lower, var.upper)}{about}")
+    objective = f"{spec.objective.sense} {spec.objective.description or spec.objective.expression}"
     return SpecContext(
         spec_json=json.dumps(spec.model_dump(mode="json"), indent=2),
         data_keys=", ".join(keys) if keys else "no parameters",
         variable_shapes="\n".join(shapes),
+        data_json=data,
+        variable_list="\n".join(listed),
+        objective=objective,
+    )
+
+
+def trace_text(note: str) -> str:
+    """The prompt line for what tracing P*'s numbers to the text found (empty when nothing was flagged)."""
+    if not note:
+        return ""
+    return (
+        f"\nChecked against the problem text: {note}. Where data.json and the text disagree, follow the text: "
+        "use the text's number (write it in the code with a comment naming where it comes from).\n"
     )

@@ -29,6 +29,7 @@ from nemo_opt.prompts import load_prompt
 from nemo_opt.spec import ProblemSpec, data_from_spec
 from nemo_opt.stages.base import BaseStage, RunContext
 from nemo_opt.stages.mbr import mbr_scores
+from nemo_opt.stages.trace import trace_numbers
 from nemo_opt.workspace import Workspace
 
 __all__ = ["Candidate", "ExtractStage", "ExtractionResult", "extract"]
@@ -250,7 +251,12 @@ class ExtractStage(BaseStage):
             "method": extraction.selection.get("method"),
         }
         workspace.write_json(workspace.extract_dir / "extraction.json", record)
+        trace = trace_numbers(spec, ctx.problem)
+        workspace.write_json(workspace.extract_dir / "trace.json", trace.as_dict())
+        if not trace.clean:  # flagged before any agent sees P*; the whole-file agents are told the text wins
+            ctx.emit("extract", "warning", trace.message())
         detail.update(chosen=extraction.chosen, dropped=extraction.dropped, method=record["method"])
+        detail["untraced"] = {"invented": len(trace.invented), "missing": len(trace.missing)}
         detail["message"] = (
             f"{len(spec.variables)} variable group(s), {len(spec.constraints)} constraint group(s); "
             f"candidate {extraction.chosen} of {len(extraction.candidates)} ({record['method']})"

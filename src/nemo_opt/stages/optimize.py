@@ -7,7 +7,7 @@ solution behind each validation report are kept even when a later repair breaks 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,8 +19,9 @@ from nemo_opt.settings import Settings
 from nemo_opt.solution import Issue, SolveStatus, ValidationReport, VerificationLevel
 from nemo_opt.solvers.backends.gurobi import is_size_limit_error, size_limit_message
 from nemo_opt.solvers.registry import get_solver
+from nemo_opt.solvers.templates import load_template
 from nemo_opt.spec import ProblemSpec
-from nemo_opt.stages.context import spec_context
+from nemo_opt.stages.context import spec_context, trace_text
 from nemo_opt.stages.recommend import Recommendation
 from nemo_opt.stages.referee import Referee
 from nemo_opt.stages.validate import check_shapes, load_solution, validate
@@ -222,21 +223,32 @@ def optimizer_task(
     protocol: str,
     timeout: float,
     memory_note: str = "",
+    trace_note: str = "",
 ) -> AgentTask:
     """The task of ``outcome``'s optimizer, working in its folder with a copy of data.json and its solver."""
     workdir = workspace.make_dirs(outcome.workdir)
     workspace.copy(workspace.data, workdir / "data.json")
     context = spec_context(spec)
-    system, task_prompt = load_prompt("optimizer"), load_prompt("optimizer_task")
+    # The whole-file protocol with CBC: the model writes the model's body; the harness adds the fixed ending.
+    ending = protocol == "files" and outcome.solver == "cbc"
+    system, task_prompt = load_prompt("optimizer"), load_prompt("optimizer_files" if ending else "optimizer_task")
     protocol_prompt = load_prompt(f"protocol_{protocol}")
     backend = get_solver(outcome.solver)
     others = [name for name in recommendation.dealt if name != outcome.solver]
+    files = ("model.py",) if protocol == "files" else ()
+    names = [var.name for var in spec.variables]
     return AgentTask(
         name=outcome.name,
         system=system.render(
-            protocol=protocol_prompt.render(workdir=workspace.rel(workdir), acceptance=OPTIMIZER_ACCEPTANCE)
+            protocol=protocol_prompt.render(
+                workdir=workspace.rel(workdir), acceptance=OPTIMIZER_ACCEPTANCE, files="`model.py`"
+            )
         ),
         instruction=task_prompt.render(
+            data=context.data_json,
+            variables=context.variable_list,
+            objective=context.objective,
+            trace=trace_text(trace_note),
             problem=problem,
             spec=context.spec_json,
             workdir=workspace.rel(workdir),
@@ -256,10 +268,21 @@ def optimizer_task(
         acceptance_text=OPTIMIZER_ACCEPTANCE,
         template=(system.name, f"{system.version}.{task_prompt.version}.{protocol_prompt.version}"),
         writable=workdir,
+        files=files,
+        finish_file=(lambda path, text: with_ending(text, names)) if ending else None,
     )
 
 
+def with_ending(body: str, names: list[str]) -> str:
+    """``body`` (a model's PuLP code) with the harness's fixed ending: export, solve with CBC, write solution.json
+    with the variables of P* (``names``) found at the top level of the body."""
+    ending = load_template("pulp_ending", suffix=".txt").replace("NEMO_VARIABLES", repr(names))
+    body = body.split(ENDING_MARK, 1)[0].rstrip()  # a model that repeats the whole file back: one ending only
+    return f"{body}\n{ending}"
+
+
 SNAPSHOT_FILES = ("model.py", "solution.json", "run.log")
+ENDING_MARK = "# ---- fixed ending, added by nemo-opt"
 
 
 def _snapshot(workspace: Workspace, outcome: OptimizerOutcome, round_number: int) -> None:
@@ -289,15 +312,7 @@ def _follow_up(task: AgentTask, report: ValidationReport, round_number: int, rou
     else:
         prompt = load_prompt("optimizer_confirm")
         text = prompt.render(status=report.status.value)
-    return AgentTask(
-        name=task.name,
-        system=task.system,
-        instruction=text,
-        workdir=task.workdir,
-        accept=task.accept,
-        acceptance_text=task.acceptance_text,
-        template=prompt.ref,
-    )
+    return replace(task, instruction=text, template=prompt.ref)
 
 
 def run_optimizer(task: AgentTask, agent: Agent, outcome: OptimizerOutcome, judging: Judging) -> OptimizerOutcome:

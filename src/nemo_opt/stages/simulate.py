@@ -14,7 +14,7 @@ from nemo_opt.prompts import load_prompt
 from nemo_opt.result import Event
 from nemo_opt.solution import ValidationReport
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
-from nemo_opt.stages.context import spec_context
+from nemo_opt.stages.context import spec_context, trace_text
 from nemo_opt.stages.referee import Referee
 from nemo_opt.workspace import Workspace
 
@@ -26,6 +26,7 @@ SIMULATOR_ACCEPTANCE = (
     "`simulate` returns a verdict (no exception) for a well-formed solution."
 )
 TEST_COMMAND = "python -m pytest -q -p no:cacheprovider simulator/test_simulator.py"
+SIMULATOR_FILE, TESTS_FILE = "simulator/simulator.py", "simulator/test_simulator.py"
 
 
 def probe_solution(spec: ProblemSpec) -> dict[str, object]:
@@ -88,24 +89,33 @@ def simulator_task(
     *,
     protocol: str,
     memory_note: str = "",
+    trace_note: str = "",
 ) -> AgentTask:
     """The simulator agent's task, with its submit check bound in; it writes only ``simulator/``."""
     context = spec_context(spec)
-    system, task_prompt = load_prompt("simulator"), load_prompt("simulator_task")
+    whole_files = protocol == "files"
+    system, task_prompt = load_prompt("simulator"), load_prompt("simulator_files" if whole_files else "simulator_task")
     protocol_prompt = load_prompt(f"protocol_{protocol}")
+    files = (SIMULATOR_FILE, TESTS_FILE) if whole_files else ()
     workspace.make_dirs(workspace.simulator_dir)
     # A package marker keeps `simulator.simulator` importable under pytest's default import mode.
     init = workspace.simulator_dir / "__init__.py"
     if not workspace.exists(init):
         workspace.write_text(init, "")
+    protocol_text = protocol_prompt.render(
+        workdir=".", acceptance=SIMULATOR_ACCEPTANCE, files=" and ".join(f"`{f}`" for f in files)
+    )
     return AgentTask(
         name="simulator",
-        system=system.render(protocol=protocol_prompt.render(workdir=".", acceptance=SIMULATOR_ACCEPTANCE)),
+        system=system.render(protocol=protocol_text),
         instruction=task_prompt.render(
             problem=problem,
             spec=context.spec_json,
             data_keys=context.data_keys,
             variable_shapes=context.variable_shapes,
+            data=context.data_json,
+            variables=context.variable_list,
+            trace=trace_text(trace_note),
             memory=memory_note,
         ),
         workdir=workspace.root,
@@ -113,6 +123,7 @@ def simulator_task(
         acceptance_text=SIMULATOR_ACCEPTANCE,
         template=(system.name, f"{system.version}.{task_prompt.version}.{protocol_prompt.version}"),
         writable=workspace.simulator_dir,
+        files=files,
     )
 
 

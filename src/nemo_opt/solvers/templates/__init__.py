@@ -16,9 +16,9 @@ __all__ = ["EXAMPLE_DATA", "example_data", "load_template", "template_names"]
 EXAMPLE_DATA = "example_data.json"
 
 
-def load_template(name: str) -> str:
+def load_template(name: str, suffix: str = ".py") -> str:
     """The text of the template for backend ``name``; FileNotFoundError when there is none."""
-    return resources.files(__name__).joinpath(f"{name}.py").read_text(encoding="utf-8")
+    return resources.files(__name__).joinpath(f"{name}{suffix}").read_text(encoding="utf-8")
 
 
 def template_names() -> list[str]:

@@ -1,0 +1,51 @@
+"""The product mix with the whole-file agent protocol, as a small local coder model answers it.
+
+The simulator's first reply gives only ``simulator.py`` (no path named, no tests); the second gives both files,
+each after a line naming it. The optimizer's first reply is prose with no file; the second is a PuLP body
+that forgets the finishing hours (it runs: 4170, which the simulator refuses) followed by a usage example in
+a bash block; the repair is the right body. The harness adds the ending that exports, solves and writes
+solution.json; the expected optimum (4100, 30 tables and 40 chairs) is the hand computation of
+:mod:`tests.scenarios.product_mix`.
+"""
+
+from __future__ import annotations
+
+from nemo_opt.testing import Reply
+from tests.scenarios.product_mix import EXPECTED_OBJECTIVE, SIMULATOR_CODE, SIMULATOR_TESTS, WRONG_OBJECTIVE, spec_reply
+from tests.scenarios.product_mix import SPEC as SPEC
+
+__all__ = ["EXPECTED_OBJECTIVE", "EXTRACTION", "OPTIMIZER", "SIMULATOR", "WRONG_OBJECTIVE"]
+
+EXTRACTION = spec_reply(SPEC)
+
+SIMULATOR = [
+    Reply(text=f"Here is the simulator:\n\n```python\n{SIMULATOR_CODE}```\n"),
+    Reply(
+        text=f"### simulator/simulator.py\n```python\n{SIMULATOR_CODE}```\n\n"
+        f"### simulator/test_simulator.py\n```python\n{SIMULATOR_TESTS}```\n"
+    ),
+]
+
+BODY_HEAD = """import json
+import pulp
+
+data = json.load(open("data.json"))
+products = data["products"]
+prob = pulp.LpProblem("workshop", pulp.LpMaximize)
+make = {p: pulp.LpVariable(f"make_{p}", lowBound=0, cat="Integer") for p in products}
+prob += pulp.lpSum(data["profit"][p] * make[p] for p in products)
+prob += pulp.lpSum(data["carpentry_hours"][p] * make[p] for p in products) <= data["carpentry_available"], "carpentry"
+"""
+FINISHING = (
+    'prob += pulp.lpSum(data["finishing_hours"][p] * make[p] for p in products) <= data["finishing_available"], '
+    '"finishing"\n'
+)
+CHAIRS = 'prob += make["chair"] >= data["min_chairs"], "chair_orders"\n'
+DRAFT = BODY_HEAD + CHAIRS
+RIGHT = BODY_HEAD + FINISHING + CHAIRS
+
+OPTIMIZER = [
+    Reply(text="I will model the weekly plan with integer quantities of tables and chairs and maximize profit."),
+    Reply(text=f"```python\n{DRAFT}```\n\nRun it with:\n\n```bash\npython model.py\n```\n"),
+    Reply(text=f"The finishing hours were missing.\n\nmodel.py\n```python\n{RIGHT}```\n"),
+]

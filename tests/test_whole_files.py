@@ -1,0 +1,101 @@
+"""The whole-file agent protocol's pieces: reading files from a reply, the harness's PuLP ending (run for real),
+and tracing P*'s numbers to the problem text."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nemo_opt.agent.tools import whole_files
+from nemo_opt.spec import ProblemSpec
+from nemo_opt.stages.optimize import with_ending
+from nemo_opt.stages.trace import numbers_in_text, trace_numbers
+from tests.scenarios import whole_files as scenario
+from tests.scenarios.product_mix import SPEC
+
+REPO = Path(__file__).resolve().parent.parent
+PAIR = ("simulator/simulator.py", "simulator/test_simulator.py")
+
+
+def test_named_blocks_go_to_their_paths_and_unnamed_ones_fill_the_rest_in_order() -> None:
+    reply = "### simulator/test_simulator.py\n```python\nT\n```\nand\n```python\nS\n```\n"
+    assert whole_files(reply, PAIR) == [("simulator/simulator.py", "S\n"), ("simulator/test_simulator.py", "T\n")]
+    # A bare file name is enough; a bash block is never taken for a file.
+    reply = "simulator.py:\n```py\nS\n```\n```bash\npython -m pytest\n```\n"
+    assert whole_files(reply, PAIR) == [("simulator/simulator.py", "S\n")]
+
+
+def test_one_wanted_file_takes_the_longest_unnamed_block() -> None:
+    reply = "```python\nimport pulp\nprob = 1\nx = 2\n```\nUsage:\n```python\nprint(x)\n```"
+    assert whole_files(reply, ("model.py",)) == [("model.py", "import pulp\nprob = 1\nx = 2\n")]
+    assert whole_files("I will write the model now.", ("model.py",)) == []
+    assert whole_files("```python\n\n```", ("model.py",)) == []
+
+
+def _run(folder: Path, body: str, names: list[str], data: dict[str, object]) -> tuple[int, str]:
+    (folder / "data.json").write_text(json.dumps(data))
+    (folder / "model.py").write_text(with_ending(body, names))
+    run = subprocess.run([sys.executable, "model.py"], cwd=folder, capture_output=True, text=True, timeout=120)
+    return run.returncode, run.stdout + run.stderr
+
+
+def test_the_ending_exports_solves_and_writes_the_solution_in_the_shape_of_p_star(tmp_path: Path) -> None:
+    data = {key: value for key, value in _data().items()}
+    code, output = _run(tmp_path, scenario.RIGHT, ["make"], data)
+    assert code == 0, output
+    solution = json.loads((tmp_path / "solution.json").read_text())
+    assert solution["status"] == "optimal" and solution["objective"] == pytest.approx(4100.0)
+    assert solution["variables"] == {"make": {"table": 30.0, "chair": 40.0}}
+    assert (tmp_path / "model.mps").read_text().count("make_") >= 2
+    # Written again from its own output (a model that echoes the whole file back), the ending is not doubled.
+    again = with_ending((tmp_path / "model.py").read_text(), ["make"])
+    assert again.count("fixed ending, added by") == 1
+
+
+def test_the_ending_nests_tuple_keys_and_names_what_is_missing(tmp_path: Path) -> None:
+    body = (
+        "import pulp\nprob = pulp.LpProblem('t', pulp.LpMinimize)\n"
+        "ship = {(i, j): pulp.LpVariable(f'ship_{i}_{j}', lowBound=0) for i in ['a', 'b'] for j in [1, 2]}\n"
+        "prob += pulp.lpSum(ship.values())\nprob += ship[('a', 1)] + ship[('b', 2)] >= 3, 'need'\n"
+    )
+    code, output = _run(tmp_path, body, ["ship"], {})
+    assert code == 0, output
+    solution = json.loads((tmp_path / "solution.json").read_text())
+    assert set(solution["variables"]["ship"]) == {"a", "b"} and set(solution["variables"]["ship"]["a"]) == {"1", "2"}
+    assert solution["columns"]["ship_a_1"] == "ship[a,1]" and solution["objective"] == pytest.approx(3.0)
+    code, output = _run(tmp_path, body, ["ship", "open"], {})
+    assert code != 0 and "no variable `open`" in output
+    code, output = _run(tmp_path, "import pulp\ndef main():\n    prob = pulp.LpProblem('t')\n", ["x"], {})
+    assert code != 0 and "no pulp.LpProblem at the top level" in output
+
+
+def _data() -> dict[str, object]:
+    from nemo_opt.spec import data_from_spec
+
+    return dict(data_from_spec(ProblemSpec.model_validate(SPEC)))
+
+
+def test_numbers_are_read_as_stated_with_percentages_and_small_words() -> None:
+    assert numbers_in_text("Costs 1,200.50 dollars, 20% off, for three weeks of 8 hours.") == [1200.5, 20, 0.2, 8, 3]
+
+
+def test_tracing_flags_invented_and_missing_numbers_but_accepts_stated_rules() -> None:
+    text = (REPO / "examples" / "product_mix.md").read_text()
+    assert trace_numbers(ProblemSpec.model_validate(SPEC), text).clean
+    wrong = json.loads(json.dumps(SPEC))
+    wrong["parameters"][0]["value"] = {"table": 70, "chair": 30}  # 30 is not in the text
+    wrong["parameters"][1]["value"] = {"table": 4, "chair": 4}  # a chair's 3 carpentry hours are gone
+    trace = trace_numbers(ProblemSpec.model_validate(wrong), text)
+    assert [(i["parameter"], i["key"], i["value"]) for i in trace.invented] == [("profit", "[chair]", 30.0)]
+    assert trace.missing == [50.0, 3.0]
+    assert "profit[chair] = 30" in trace.message() and "does not hold: 50, 3" in trace.message()
+    # Derived by a stated rule: 8 hours x 5 days = 40, 15% = 0.15.
+    derived = json.loads(json.dumps(SPEC))
+    derived["parameters"].append({"name": "week_hours", "value": 40})
+    derived["parameters"].append({"name": "rate", "value": 0.15})
+    extra = text + " Staff work 8 hours a day, 5 days a week; 15% of chairs need repainting."
+    assert trace_numbers(ProblemSpec.model_validate(derived), extra).invented == []
