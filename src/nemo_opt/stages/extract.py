@@ -254,7 +254,7 @@ class ExtractStage(BaseStage):
         trace = trace_numbers(spec, ctx.problem)
         workspace.write_json(workspace.extract_dir / "trace.json", trace.as_dict())
         if not trace.clean:  # flagged before any agent sees P*; the whole-file agents are told the text wins
-            ctx.emit("extract", "warning", trace.message())
+            ctx.emit("extract", "info", f"check the data: {trace.message()}")
         detail.update(chosen=extraction.chosen, dropped=extraction.dropped, method=record["method"])
         detail["untraced"] = {"invented": len(trace.invented), "missing": len(trace.missing)}
         detail["message"] = (

@@ -21,7 +21,7 @@ from nemo_opt.solvers.backends.gurobi import is_size_limit_error, size_limit_mes
 from nemo_opt.solvers.registry import get_solver
 from nemo_opt.solvers.templates import load_template
 from nemo_opt.spec import ProblemSpec
-from nemo_opt.stages.context import spec_context, trace_text
+from nemo_opt.stages.context import pulp_skeleton, spec_context, trace_text
 from nemo_opt.stages.recommend import Recommendation
 from nemo_opt.stages.referee import Referee
 from nemo_opt.stages.validate import check_shapes, load_solution, validate
@@ -249,6 +249,7 @@ def optimizer_task(
             variables=context.variable_list,
             objective=context.objective,
             trace=trace_text(trace_note),
+            skeleton=pulp_skeleton(spec).rstrip(),
             problem=problem,
             spec=context.spec_json,
             workdir=workspace.rel(workdir),

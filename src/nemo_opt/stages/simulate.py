@@ -14,7 +14,7 @@ from nemo_opt.prompts import load_prompt
 from nemo_opt.result import Event
 from nemo_opt.solution import ValidationReport
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
-from nemo_opt.stages.context import spec_context, trace_text
+from nemo_opt.stages.context import TESTS_SKELETON, simulator_skeleton, spec_context, trace_text
 from nemo_opt.stages.referee import Referee
 from nemo_opt.workspace import Workspace
 
@@ -116,6 +116,8 @@ def simulator_task(
             data=context.data_json,
             variables=context.variable_list,
             trace=trace_text(trace_note),
+            skeleton=simulator_skeleton(spec).rstrip(),
+            tests=TESTS_SKELETON.rstrip(),
             memory=memory_note,
         ),
         workdir=workspace.root,
