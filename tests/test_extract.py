@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from nemo_opt.stages.extract import extract
 from nemo_opt.store import RunStore
 from nemo_opt.testing import Reply, ScriptedLLM
 from nemo_opt.workspace import Workspace
-from tests.scenarios import btd, product_mix
+from tests.scenarios import btd, product_mix, spec_reply
 
 
 def test_spec_builds_data_and_index_keys() -> None:
@@ -150,3 +151,23 @@ def test_no_decision_is_bad_input(tmp_path: Path) -> None:
     workspace.create()
     with pytest.raises(BadInput, match="a poem"):
         extract("Roses are red, violets are blue, sugar is sweet.", recorded, workspace)
+
+
+def test_numbers_that_do_not_trace_to_the_text_get_one_repair_kept_only_if_better(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parent.parent / "examples" / "product_mix.md").read_text()
+    dropped = copy.deepcopy(product_mix.SPEC)
+    dropped["parameters"][1]["value"] = {"table": 2, "chair": 1}  # the carpentry hours copied from finishing
+    recorded, llm, _ = _recorded([spec_reply(dropped), product_mix.EXTRACTION], tmp_path)
+    workspace = Workspace(tmp_path / "ws")
+    workspace.create()
+    result = extract(text, recorded, workspace, trace_repair=True)
+    assert result.spec.parameters[1].value == {"table": 4, "chair": 3}
+    request = llm.requests[1]["messages"][-1]["content"]
+    assert "4 is stated in the text" in request and "needs 4 hours of carpentry" in request
+    selection = json.loads((workspace.extract_dir / "mbr.json").read_text())
+    assert selection["trace_repair"]["kept"] and selection["trace_repair"]["after"]["missing"] == []
+    # A repair that traces no better is not kept.
+    recorded, llm, _ = _recorded([spec_reply(dropped), spec_reply(dropped)], tmp_path / "again")
+    workspace = Workspace(tmp_path / "ws2")
+    workspace.create()
+    assert extract(text, recorded, workspace, trace_repair=True).spec.parameters[1].value == {"table": 2, "chair": 1}

@@ -51,6 +51,12 @@ def test_the_ending_exports_solves_and_writes_the_solution_in_the_shape_of_p_sta
     assert solution["status"] == "optimal" and solution["objective"] == pytest.approx(4100.0)
     assert solution["variables"] == {"make": {"table": 30.0, "chair": 40.0}}
     assert (tmp_path / "model.mps").read_text().count("make_") >= 2
+    # A model's own solve and output (told not to, small models add them) are dropped: the ending solves.
+    own = scenario.RIGHT + "prob.solve(pulp.CBC())\njson.dump({'status': 'Optimal'}, open('solution.json', 'w'))\n"
+    code, output = _run(tmp_path, own, ["make"], data)
+    assert code == 0, output
+    assert json.loads((tmp_path / "solution.json").read_text())["status"] == "optimal"
+    assert "# (dropped: the ending solves) prob.solve(pulp.CBC())" in (tmp_path / "model.py").read_text()
     # Written again from its own output (a model that echoes the whole file back), the ending is not doubled.
     again = with_ending((tmp_path / "model.py").read_text(), ["make"])
     assert again.count("fixed ending, added by") == 1

@@ -74,8 +74,11 @@ def _default_home() -> Path:
 #   about 1,000 prompt tokens instead of a bash session of 2-4k-token steps at 140-170 s each.
 # - llm_max_tokens 2048: llama-cpp-python's server otherwise lets a reply run to the context length (16k tokens,
 #   about 25 minutes here) when a small model loops; a whole model file or P* is 300-1,500 tokens.
+# - extract_trace_repair: the 1.5B model's P* of examples/product_mix.md dropped the finishing hours of both
+#   products (2 and 1); one more call in the same conversation (its prompt is cached) asks for them by quote.
 LOCAL_MODEL_PROFILE: dict[str, Any] = {
     "llm_max_tokens": 2048,
+    "extract_trace_repair": True,
     "agent_protocol": "files",
     "agent_max_steps": 3,
     "repair_rounds": 1,
@@ -179,6 +182,11 @@ class Settings(BaseModel):
         default_factory=dict, description="Weight per P* component in the MBR utility (missing: 1.0)."
     )
     extract_temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature when extractions > 1.")
+    extract_trace_repair: bool = Field(
+        False,
+        description="When P*'s numbers do not trace to the text (stated numbers missing, unstated ones present), "
+        "ask the extractor once to repair them; kept only if it traces better (on for local models).",
+    )
     optimizers: int = Field(3, ge=1, description="Number of independent optimizer agents (T).")
     agent_temperature: float = Field(
         0.7,
@@ -518,6 +526,7 @@ SHAPE_SETTINGS = (
     "mbr_top_q",
     "mbr_weights",
     "extract_temperature",
+    "extract_trace_repair",
     "optimizers",
     "optimizer_diversity",
     "agent_temperature",

@@ -30,7 +30,8 @@ class AgentTask:
     agent's file tools may write (default: ``workdir``); its sandbox should be scoped to the same folder.
     ``files`` are the paths (from ``workdir``) a reply of the whole-file protocol carries, and ``finish_file``
     turns what the model wrote for a path into what is saved there (e.g. the harness's fixed ending of a
-    model); the saved file is what the check judges.
+    model); the saved file is what the check judges. ``file_hints`` is what the agent is told when asked for
+    a file after the first.
     """
 
     name: str
@@ -43,6 +44,7 @@ class AgentTask:
     writable: Path | None = None
     files: tuple[str, ...] = ()
     finish_file: Callable[[str, str], str] | None = None
+    file_hints: dict[str, str] = field(default_factory=dict)  # said when the agent is asked for that file
 
 
 class AgentStatus(StrEnum):

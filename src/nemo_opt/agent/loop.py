@@ -291,9 +291,9 @@ class ToolLoopAgent:
         if pending:  # one file per reply is what a small model writes best: ask for the next before checking
             if len(given) > before:  # delivering a new file of the task is not an attempt: no step of the budget
                 self._deliveries += 1
-            return [
-                Message("user", f"{written}\nNow reply with the complete file `{pending[0]}` in one ```python block.")
-            ], ""
+            hint = task.file_hints.get(pending[0], "")
+            ask = f"Now reply with the complete file `{pending[0]}` in one ```python block.{' ' + hint if hint else ''}"
+            return [Message("user", f"{written}\n{ask}")], ""
         verdict = task.accept()
         if verdict.ok:
             raise Submitted(shorten(reply.content, self.limits.reply_chars))

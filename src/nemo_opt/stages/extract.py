@@ -29,7 +29,7 @@ from nemo_opt.prompts import load_prompt
 from nemo_opt.spec import ProblemSpec, data_from_spec
 from nemo_opt.stages.base import BaseStage, RunContext
 from nemo_opt.stages.mbr import mbr_scores
-from nemo_opt.stages.trace import trace_numbers
+from nemo_opt.stages.trace import repair_request, trace_numbers
 from nemo_opt.workspace import Workspace
 
 __all__ = ["Candidate", "ExtractStage", "ExtractionResult", "extract"]
@@ -95,11 +95,14 @@ def extract(
     top_q: int = 3,
     weights: dict[str, float] | None = None,
     memory: str = "",
+    trace_repair: bool = False,
 ) -> ExtractionResult:
     """Sample ``samples`` extractions, repair malformed ones once, and choose one.
 
     ``memory`` is the retrieved examples' text for the extraction prompt (the judge never gets it). Without an
-    ``embedder`` (MBR switched off) the first usable candidate is taken.
+    ``embedder`` (MBR switched off) the first usable candidate is taken. With ``trace_repair``, a chosen P*
+    whose numbers do not trace to the text (see :mod:`nemo_opt.stages.trace`) gets one repair round, kept
+    only when it traces better.
     """
     prompt = load_prompt("extract")
     messages = [Message("user", prompt.render(problem=problem, memory=memory))]
@@ -144,8 +147,11 @@ def extract(
     chosen = usable[0]
     if len(usable) > 1 and embedder is not None:
         chosen, selection = _select(problem, usable, embedder, judge or llm, top_q, weights, selection)
-    workspace.write_json(workspace.extract_dir / "mbr.json", selection)
     assert chosen.spec is not None
+    if trace_repair:
+        _trace_repair(problem, chosen, messages, llm, selection)
+        assert chosen.spec is not None
+    workspace.write_json(workspace.extract_dir / "mbr.json", selection)
     return ExtractionResult(spec=chosen.spec, chosen=chosen.index, candidates=candidates, selection=selection)
 
 
@@ -216,6 +222,28 @@ def _repair(candidate: Candidate, messages: list[Message], llm: LLM) -> None:
     candidate.error = error if spec is None and not no_decision else ""
 
 
+def _trace_repair(
+    problem: str, chosen: Candidate, messages: list[Message], llm: LLM, selection: dict[str, Any]
+) -> None:
+    """One repair round for numbers of ``chosen`` that do not trace to the text; kept only if it traces better."""
+    assert chosen.spec is not None
+    before = trace_numbers(chosen.spec, problem)
+    if before.clean:
+        return
+    trial = Candidate(chosen.index, chosen.raw, None, repair_request(before, problem))
+    _repair(trial, messages, llm)
+    after = trace_numbers(trial.spec, problem) if trial.spec is not None else None
+    better = after is not None and len(after.missing) + len(after.invented) < len(before.missing) + len(before.invented)
+    selection["trace_repair"] = {
+        "before": before.as_dict(),
+        "after": after.as_dict() if after is not None else None,
+        "kept": better,
+        "reply": trial.raw.split("--- repaired reply ---", 1)[-1],
+    }
+    if better:
+        chosen.spec, chosen.raw = trial.spec, trial.raw
+
+
 class ExtractStage(BaseStage):
     """D -> P*: ``spec.json`` and ``data.json`` (the parameters' values), with every candidate under ``extract/``."""
 
@@ -240,6 +268,7 @@ class ExtractStage(BaseStage):
             top_q=s.mbr_top_q,
             weights=s.mbr_weights,
             memory=retrieval.extraction_note() if retrieval is not None and s.memory_extract else "",
+            trace_repair=s.extract_trace_repair,
         )
         spec = ctx.spec = extraction.spec
         workspace.write_json("spec.json", spec.model_dump(mode="json"))

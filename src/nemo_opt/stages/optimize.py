@@ -6,6 +6,7 @@ solution behind each validation report are kept even when a later repair breaks 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -279,11 +280,18 @@ def with_ending(body: str, names: list[str]) -> str:
     with the variables of P* (``names``) found at the top level of the body."""
     ending = load_template("pulp_ending", suffix=".txt").replace("NEMO_VARIABLES", repr(names))
     body = body.split(ENDING_MARK, 1)[0].rstrip()  # a model that repeats the whole file back: one ending only
-    return f"{body}\n{ending}"
+    # Small models add their own solve, print and file writing although told not to (pulp.CBC(), wrong status
+    # names, another solution.json): from the first top-level solve call on, the ending does that instead.
+    lines = body.splitlines()
+    cut = next((i for i, line in enumerate(lines) if _OWN_SOLVE.match(line)), len(lines))
+    kept = "\n".join(lines[:cut]).rstrip()
+    dropped = "\n".join(f"# (dropped: the ending solves) {line}" for line in lines[cut:] if line.strip())
+    return f"{kept}\n{dropped}\n{ending}" if dropped else f"{kept}\n{ending}"
 
 
 SNAPSHOT_FILES = ("model.py", "solution.json", "run.log")
 ENDING_MARK = "# ---- fixed ending, added by nemo-opt"
+_OWN_SOLVE = re.compile(r"^(?:\w+\s*=\s*)?\w+\.solve\(|^(?:\w+\s*=\s*)?pulp\.\w+\(.*\)\.solve\(")
 
 
 def _snapshot(workspace: Workspace, outcome: OptimizerOutcome, round_number: int) -> None:

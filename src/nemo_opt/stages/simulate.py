@@ -117,7 +117,6 @@ def simulator_task(
             variables=context.variable_list,
             trace=trace_text(trace_note),
             skeleton=simulator_skeleton(spec).rstrip(),
-            tests=TESTS_SKELETON.rstrip(),
             memory=memory_note,
         ),
         workdir=workspace.root,
@@ -126,6 +125,9 @@ def simulator_task(
         template=(system.name, f"{system.version}.{task_prompt.version}.{protocol_prompt.version}"),
         writable=workspace.simulator_dir,
         files=files,
+        file_hints={
+            TESTS_FILE: f"Complete this file with values worked out by hand:\n\n```python\n{TESTS_SKELETON}```"
+        },
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from nemo_opt.spec import ProblemSpec
 
-__all__ = ["Trace", "numbers_in_text", "trace_numbers"]
+__all__ = ["Trace", "numbers_in_text", "repair_request", "trace_numbers"]
 
 _NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*(%|percent\b))?", re.IGNORECASE)
 _WORDS = {
@@ -151,3 +151,38 @@ def _near(value: float, sorted_values: list[float]) -> bool:
 
     i = bisect_left(sorted_values, value)
     return any(0 <= j < len(sorted_values) and _same(value, sorted_values[j]) for j in (i - 1, i, i + 1))
+
+
+def _context(text: str, value: float, width: int = 60) -> str:
+    """The words around the first statement of ``value`` in ``text``."""
+    for match in _NUMBER.finditer(text):
+        raw = match.group(0).split("%")[0].lower().replace("percent", "")
+        number = float(re.sub(r"[^\d.+-]", "", raw))
+        if _same(number, value) or (match.group(1) and _same(number / 100.0, value)):
+            start, end = max(0, match.start() - width), min(len(text), match.end() + width)
+            return " ".join(text[start:end].split())
+    for match in _WORD.finditer(text):
+        if _same(float(_WORDS[match.group(1).lower()]), value):
+            start, end = max(0, match.start() - width), min(len(text), match.end() + width)
+            return " ".join(text[start:end].split())
+    return ""
+
+
+def repair_request(trace: Trace, text: str) -> str:
+    """What an extraction repair is told: each flagged number, with the words around it in the text."""
+    lines = []
+    for value in trace.missing:
+        lines.append(
+            f'- {_fmt(value)} is stated in the text ("...{_context(text, value)}...") but no parameter holds it.'
+        )
+    for item in trace.invented:
+        lines.append(
+            f"- {item['parameter']}{item['key']} = {_fmt(item['value'])} is not a number the text states; use the "
+            "text's number."
+        )
+    return (
+        "Checked against the problem text, some numbers of your JSON do not match it:\n"
+        + "\n".join(lines)
+        + '\nPut every number the problem needs into "parameters" with the text\'s exact value (an indexed '
+        "parameter has one entry per set element), and keep the rest as it is."
+    )
