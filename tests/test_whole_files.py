@@ -105,3 +105,12 @@ def test_tracing_flags_invented_and_missing_numbers_but_accepts_stated_rules() -
     derived["parameters"].append({"name": "rate", "value": 0.15})
     extra = text + " Staff work 8 hours a day, 5 days a week; 15% of chairs need repainting."
     assert trace_numbers(ProblemSpec.model_validate(derived), extra).invented == []
+
+
+def test_the_tests_header_replaces_the_models_own_imports_of_the_simulator() -> None:
+    from nemo_opt.stages.context import TESTS_HEADER, with_tests_header
+
+    body = "from .simulate import simulate\nimport pytest\n\ndef test_x():\n    assert simulate({}, DATA)\n"
+    fixed = with_tests_header(body)
+    assert fixed.startswith(TESTS_HEADER) and "# (the header imports simulate) from .simulate import" in fixed
+    assert "import pytest" in fixed and with_tests_header(fixed) == fixed

@@ -11,12 +11,14 @@ from nemo_opt.spec import DecisionVariable, ProblemSpec, VarType, data_from_spec
 
 __all__ = [
     "DATA_CHARS",
+    "TESTS_HEADER",
     "TESTS_SKELETON",
     "SpecContext",
     "pulp_skeleton",
     "simulator_skeleton",
     "spec_context",
     "trace_text",
+    "with_tests_header",
 ]
 
 # The whole-file prompts show data.json itself up to this size (about 1,000 tokens); beyond it, the keys only.
@@ -181,10 +183,7 @@ def simulator_skeleton(spec: ProblemSpec) -> str:
             lines.append(f"    {ident} = value({var.name!r})")
     lines += [
         "",
-        "    # Check every condition of the problem text (limits, requirements, whole numbers, bounds). For a limit:",
-        "    # if used - limit > atol + rtol * abs(limit):",
-        '    #     violations.append({"constraint": "<name>", "amount": used - limit, "variables": ["<name>"],',
-        '    #                        "detail": f"uses {used} > {limit}"})',
+        "    # ... one check per condition of the problem text, each adding a violation when it fails ...",
         "",
         "    objective = ...  # the objective value of this solution, computed from the problem text",
         '    return {"feasible": not violations, "objective": objective, "violations": violations}',
@@ -192,7 +191,7 @@ def simulator_skeleton(spec: ProblemSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-TESTS_SKELETON = """import json
+TESTS_HEADER = """import json
 import sys
 from pathlib import Path
 
@@ -201,7 +200,10 @@ sys.path.insert(0, str(ROOT))
 from simulator.simulator import simulate  # noqa: E402
 
 DATA = json.loads((ROOT / "data.json").read_text())
-
+"""
+TESTS_SKELETON = (
+    TESTS_HEADER
+    + """
 
 def test_a_feasible_solution():
     solution = ...  # a feasible solution; its objective worked out by hand in a comment
@@ -214,3 +216,17 @@ def test_an_infeasible_solution():
     solution = ...  # a solution that breaks one condition of the problem text
     assert not simulate(solution, DATA)["feasible"]
 """
+)
+_OWN_IMPORT = re.compile(r"^\s*(from\s+(\.\S*|simulator(\.simulator)?|simulate)\s+import\b|import\s+simulator\b)")
+
+
+def with_tests_header(body: str) -> str:
+    """A test file as the simulator agent wrote it, opened by the fixed header that imports ``simulate`` and
+    loads data.json (small models get the import wrong in every way: relative, from a module that does not
+    exist, before the path is set); its own imports of the simulator are commented out."""
+    if body.startswith(TESTS_HEADER):
+        return body
+    lines = [
+        f"# (the header imports simulate) {line}" if _OWN_IMPORT.match(line) else line for line in body.splitlines()
+    ]
+    return TESTS_HEADER + "\n" + "\n".join(lines) + "\n"

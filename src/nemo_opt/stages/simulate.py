@@ -14,7 +14,13 @@ from nemo_opt.prompts import load_prompt
 from nemo_opt.result import Event
 from nemo_opt.solution import ValidationReport
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
-from nemo_opt.stages.context import TESTS_SKELETON, simulator_skeleton, spec_context, trace_text
+from nemo_opt.stages.context import (
+    TESTS_SKELETON,
+    simulator_skeleton,
+    spec_context,
+    trace_text,
+    with_tests_header,
+)
 from nemo_opt.stages.referee import Referee
 from nemo_opt.workspace import Workspace
 
@@ -125,10 +131,18 @@ def simulator_task(
         template=(system.name, f"{system.version}.{task_prompt.version}.{protocol_prompt.version}"),
         writable=workspace.simulator_dir,
         files=files,
+        finish_file=(lambda path, text: with_tests_header(text) if path == TESTS_FILE else text)
+        if whole_files
+        else None,
         file_hints={
             TESTS_FILE: f"Complete this file with values worked out by hand:\n\n```python\n{TESTS_SKELETON}```"
         },
     )
+
+
+def _finish_simulator_file(path: str, text: str) -> str:
+    """The whole-file protocol's saved version of a simulator file: the tests get the fixed import header."""
+    return with_tests_header(text) if path == TESTS_FILE else text
 
 
 class SimulatorAgentGate:
