@@ -77,13 +77,27 @@ def test_resolve_reports_infeasible_data_and_bad_names(package: Path, tmp_path: 
 def test_simulator_catches_a_model_that_ignores_the_new_data(package: Path, tmp_path: Path) -> None:
     # A model with the finishing hours hard-coded keeps using 100 when the data say 80: its plan is no longer
     # feasible, and the packaged simulator says so.
-    hard_coded = product_mix.RIGHT_MODEL.replace('data["finishing_available"]', "100")
+    # (It still names the entry in a comment, so the guard below lets it through to the simulator.)
+    hard_coded = '# data["finishing_available"] is not used\n' + product_mix.RIGHT_MODEL.replace(
+        'data["finishing_available"]', "100"
+    )
     (package / "model.py").write_text(hard_coded)
     data_file = tmp_path / "less.json"
     data_file.write_text(json.dumps({"finishing_available": 80}))
     done = nemo("resolve", str(package), "--data", str(data_file), home=tmp_path / "home")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "finishing_capacity" in done.stdout and re.search(r"confirmed\s+no", done.stdout)
+
+
+def test_a_change_the_model_never_reads_is_refused_before_it_runs(package: Path, tmp_path: Path) -> None:
+    # Numbers written in the code (as a small model's whole-file agents write them): the new value could not
+    # reach the answer, so the re-solve would repeat the old one as if it were new.
+    (package / "model.py").write_text(product_mix.RIGHT_MODEL.replace('data["finishing_available"]', "100"))
+    done = nemo("resolve", str(package), "--set", "finishing_available=80", home=tmp_path / "home")
+    assert done.returncode == 2, done.stdout + done.stderr
+    message = " ".join(done.stderr.split())
+    assert "model.py of this package never reads 'finishing_available'" in message
+    assert not (package / "resolves").exists() or not any((package / "resolves").iterdir())
 
 
 def test_a_folder_without_a_model_is_refused(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,6 +96,24 @@ class Resolve:
         return 0 if self.agrees else 1
 
 
+def _check_reads(package: Path, names: list[str]) -> None:
+    """Refuse a change that could not reach the answer: the model or the simulator never names that entry of
+    data.json (its numbers are written in the code, as the whole-file agents of a small local model write them,
+    taking them from the problem text). Re-solving would repeat the old answer as if it were the new one."""
+    for file in ("model.py", "simulator/simulator.py"):
+        path = package / file
+        if not names or not path.is_file():
+            continue
+        code = path.read_text(encoding="utf-8", errors="replace")
+        unread = [n for n in names if not re.search(rf"""['"]{re.escape(n)}['"]""", code)]
+        if unread:
+            raise BadInput(
+                f"{file} of this package never reads {', '.join(repr(n) for n in unread)} from data.json (its "
+                "numbers are written in the code), so the change would not reach the answer. Edit the numbers in "
+                f"{file}, or solve the problem text with the new numbers."
+            )
+
+
 def resolve_package(
     package: Path,
     settings: Settings,
@@ -114,6 +133,7 @@ def resolve_package(
             raise BadInput(f"{data_file} must hold a JSON object of data values.")
         assignments = [([key], value) for key, value in replacement.items()] + list(assignments or [])
     changed = apply_changes(data, assignments or [])
+    _check_reads(package, sorted({str(keys[0]) for keys, _ in assignments or [] if keys}))
     folder = (out or package / "resolves" / time.strftime("%Y%m%d-%H%M%S")).resolve()
     if folder.exists() and any(folder.iterdir()):
         raise BadInput(f"{folder} already exists and is not empty; choose another --out.")

@@ -69,7 +69,7 @@ def _default_home() -> Path:
 # - extractions 1: with n = 5 the extract stage of examples/product_mix.md took 1,055 s (the five samples 532 s,
 #   four repairs 44-175 s each, the judge 67 s) and still chose a P* with invented data, so MBR over five samples
 #   costs three times the 8-minute budget of a whole run without a better P* to show for it.
-# - agent_protocol files, agent_max_steps 3, repair_rounds 1, no examples in the agents' prompts: each reply is
+# - agent_protocol files, agent_max_steps 4, repair_rounds 1, no examples in the agents' prompts: each reply is
 #   a whole file that the harness saves, runs and checks (see nemo_opt.agent.loop), so an attempt is one call of
 #   about 1,000 prompt tokens instead of a bash session of 2-4k-token steps at 140-170 s each.
 # - llm_max_tokens 2048: llama-cpp-python's server otherwise lets a reply run to the context length (16k tokens,
@@ -80,7 +80,7 @@ LOCAL_MODEL_PROFILE: dict[str, Any] = {
     "llm_max_tokens": 2048,
     "extract_trace_repair": True,
     "agent_protocol": "files",
-    "agent_max_steps": 3,
+    "agent_max_steps": 4,
     "repair_rounds": 1,
     "memory_simulator": False,
     "memory_optimizers": False,

@@ -104,6 +104,13 @@ class AgentsStage(BaseStage):
             # in this attempt or an earlier one): without isolation no level above objective-checked is believed.
             for outcome in outcomes:
                 outcome.cap(VerificationLevel.OBJECTIVE_CHECKED, PLAIN_CAP)
+        trace = trace_numbers(ctx.need_spec(), ctx.problem)
+        if not trace.clean:
+            # The simulator and the models read the same data.json: when its numbers do not trace to the text,
+            # their agreement may rest on a shared wrong number, so it proves less than "verified" says.
+            why = f"P*'s numbers do not all trace to the problem text ({trace.message()})"
+            for outcome in outcomes:
+                outcome.cap(VerificationLevel.OBJECTIVE_CHECKED, why)
 
     def load(self, ctx: RunContext) -> bool:
         outcomes = self._prepare(ctx)
@@ -157,7 +164,6 @@ class AgentsStage(BaseStage):
                 referee,
                 protocol=s.agent_protocol,
                 memory_note=self._memory(ctx, ws.root, None) if s.memory_simulator else "",
-                trace_note=self._trace(ctx),
             )
             own = sandbox.scoped([ws.make_dirs(ws.simulator_dir)])
             agent = self._agent(ctx, "simulator", "simulator", own, s.agent_temperature)
@@ -218,7 +224,6 @@ class AgentsStage(BaseStage):
             protocol=s.agent_protocol,
             timeout=s.sandbox_timeout,
             memory_note=self._memory(ctx, outcome.workdir, subset) if s.memory_optimizers else "",
-            trace_note=self._trace(ctx),
         )
         try:
             run_optimizer(task, self._agent(ctx, outcome.name, "optimizer", own, temperature), outcome, judging)
@@ -233,11 +238,6 @@ class AgentsStage(BaseStage):
             outcome.level, outcome.verified = VerificationLevel.UNVERIFIED, False
         # Kept for the record; a resume that runs this stage again retries the optimizers that failed.
         save_outcome(ws, outcome, inputs=digest)
-
-    @staticmethod
-    def _trace(ctx: RunContext) -> str:
-        """What tracing P*'s numbers to the text flagged, for the prompts that show data.json (whole-file agents)."""
-        return trace_numbers(ctx.need_spec(), ctx.problem).message() if ctx.settings.agent_protocol == "files" else ""
 
     @staticmethod
     def _memory(ctx: RunContext, workdir: Path, subset: list[int] | None) -> str:

@@ -16,8 +16,8 @@ __all__ = [
     "SpecContext",
     "pulp_skeleton",
     "simulator_skeleton",
+    "sets_text",
     "spec_context",
-    "trace_text",
     "with_tests_header",
 ]
 
@@ -84,14 +84,17 @@ def spec_context(spec: ProblemSpec) -> SpecContext:
     )
 
 
-def trace_text(note: str) -> str:
-    """The prompt line for what tracing P*'s numbers to the text found (empty when nothing was flagged)."""
-    if not note:
+def sets_text(spec: ProblemSpec) -> str:
+    """The prompt line on the index sets the skeleton reads from data.json (empty when there are none)."""
+    used = {name for var in spec.variables for name in var.indices}
+    if not used:
         return ""
-    return (
-        f"\nChecked against the problem text: {note}. Where data.json and the text disagree, follow the text: "
-        "use the text's number (write it in the code with a comment naming where it comes from).\n"
+    listed = "; ".join(
+        f"`{s.name}` = {', '.join(str(e) for e in s.elements[:8])}{', ...' if len(s.elements) > 8 else ''}"
+        for s in spec.sets
+        if s.name in used
     )
+    return f"\n- `data` (from data.json) is read only for the index sets of the variables: {listed}."
 
 
 def _identifier(name: str) -> str:
@@ -113,14 +116,11 @@ def pulp_skeleton(spec: ProblemSpec) -> str:
     variable of P* (its name, index sets, type and bounds). A mechanical translation of P*'s variables, so a
     small model spends its reply on the objective and the constraints; it may change what the text contradicts."""
     sense = "pulp.LpMaximize" if spec.objective.sense == "maximize" else "pulp.LpMinimize"
-    lines = [
-        "import json",
-        "",
-        "import pulp",
-        "",
-        'data = json.load(open("data.json"))',
-        f'prob = pulp.LpProblem("model", {sense})',
-    ]
+    indexed = any(var.indices for var in spec.variables)
+    lines = ["import json", "", "import pulp", ""] if indexed else ["import pulp", ""]
+    if indexed:
+        lines.append('data = json.load(open("data.json"))  # for the index sets')
+    lines.append(f'prob = pulp.LpProblem("model", {sense})')
     mapping = []
     for var in spec.variables:
         ident = _identifier(var.name)

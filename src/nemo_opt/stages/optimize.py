@@ -22,7 +22,7 @@ from nemo_opt.solvers.backends.gurobi import is_size_limit_error, size_limit_mes
 from nemo_opt.solvers.registry import get_solver
 from nemo_opt.solvers.templates import load_template
 from nemo_opt.spec import ProblemSpec
-from nemo_opt.stages.context import pulp_skeleton, spec_context, trace_text
+from nemo_opt.stages.context import pulp_skeleton, sets_text, spec_context
 from nemo_opt.stages.recommend import Recommendation
 from nemo_opt.stages.referee import Referee
 from nemo_opt.stages.validate import check_shapes, load_solution, validate
@@ -224,7 +224,6 @@ def optimizer_task(
     protocol: str,
     timeout: float,
     memory_note: str = "",
-    trace_note: str = "",
 ) -> AgentTask:
     """The task of ``outcome``'s optimizer, working in its folder with a copy of data.json and its solver."""
     workdir = workspace.make_dirs(outcome.workdir)
@@ -249,7 +248,7 @@ def optimizer_task(
             data=context.data_json,
             variables=context.variable_list,
             objective=context.objective,
-            trace=trace_text(trace_note),
+            sets=sets_text(spec),
             skeleton=pulp_skeleton(spec).rstrip(),
             problem=problem,
             spec=context.spec_json,

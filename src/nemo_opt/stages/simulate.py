@@ -16,9 +16,9 @@ from nemo_opt.solution import ValidationReport
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
 from nemo_opt.stages.context import (
     TESTS_SKELETON,
+    sets_text,
     simulator_skeleton,
     spec_context,
-    trace_text,
     with_tests_header,
 )
 from nemo_opt.stages.referee import Referee
@@ -95,7 +95,6 @@ def simulator_task(
     *,
     protocol: str,
     memory_note: str = "",
-    trace_note: str = "",
 ) -> AgentTask:
     """The simulator agent's task, with its submit check bound in; it writes only ``simulator/``."""
     context = spec_context(spec)
@@ -121,7 +120,7 @@ def simulator_task(
             variable_shapes=context.variable_shapes,
             data=context.data_json,
             variables=context.variable_list,
-            trace=trace_text(trace_note),
+            sets=sets_text(spec),
             skeleton=simulator_skeleton(spec).rstrip(),
             memory=memory_note,
         ),
