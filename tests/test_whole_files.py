@@ -114,3 +114,17 @@ def test_the_tests_header_replaces_the_models_own_imports_of_the_simulator() -> 
     fixed = with_tests_header(body)
     assert fixed.startswith(TESTS_HEADER) and "# (the header imports simulate) from .simulate import" in fixed
     assert "import pytest" in fixed and with_tests_header(fixed) == fixed
+
+
+def test_numbers_that_name_things_are_not_missing() -> None:
+    text = "Machine 2 and Machine 3 make bolts. Machine 2 makes 40 bolts an hour, Machine 3 makes 30. Year 2024."
+    spec = ProblemSpec.model_validate(
+        {
+            "sets": [{"name": "machines", "elements": ["M2", "M3"]}],
+            "parameters": [{"name": "rate", "indices": ["machines"], "value": {"M2": 40, "M3": 30}}],
+            "variables": [{"name": "hours", "indices": ["machines"]}],
+            "objective": {"sense": "maximize", "expression": "sum(rate[m] * hours[m] for m in machines)"},
+        }
+    )
+    assert trace_numbers(spec, text).clean
+    assert trace_numbers(spec, text + " They run 8 hours.").missing == [8.0]

@@ -135,14 +135,36 @@ def trace_numbers(spec: ProblemSpec, text: str) -> Trace:
         held.append(float(len(index_set.elements)))
         held.extend(float(e) for e in index_set.elements if isinstance(e, int | float))
         held.extend(float(n) for e in index_set.elements for n in re.findall(r"\d+(?:\.\d+)?", str(e)))
+    labels = _labels(text)
     for value in stated:
-        if _same(value, 0.0) or _same(value, 1.0):
+        if _same(value, 0.0) or _same(value, 1.0) or any(_same(value, label) for label in labels):
             continue
         if not any(_same(value, h) or _same(value, abs(h)) or _same(value * 100.0, h) for h in held) and not any(
             _same(value / 100.0, h) for h in held
         ):
             trace.missing.append(value)
     return trace
+
+
+_LABEL = re.compile(r"(?:\b[A-Z][a-z]*\.?\s+|#\s*)(\d+)\b(?!\s*%)|\b((?:19|20)\d\d)\b")
+
+
+def _labels(text: str) -> list[float]:
+    """Numbers that name things rather than measure them ("Machine 2", "#3", the year 2024): a number stated
+    only that way is not missing from P* (its sets name the things)."""
+    found = [float(m.group(1) or m.group(2)) for m in _LABEL.finditer(text)]
+    # A number that is also stated as a quantity somewhere is not a label.
+    quantities = [
+        float(re.sub(r"[^\d.+-]", "", m.group(0).split("%")[0].lower().replace("percent", "")))
+        for m in _NUMBER.finditer(text)
+        if not _is_label_at(text, m.start())
+    ]
+    return [n for n in found if not any(_same(n, q) for q in quantities)]
+
+
+def _is_label_at(text: str, start: int) -> bool:
+    before = text[max(0, start - 20) : start]
+    return bool(re.search(r"(?:\b[A-Z][a-z]*\.?\s+|#\s*)$", before)) or bool(re.match(r"(?:19|20)\d\d\b", text[start:]))
 
 
 def _near(value: float, sorted_values: list[float]) -> bool:
