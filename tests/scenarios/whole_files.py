@@ -11,7 +11,14 @@ is the hand computation of :mod:`tests.scenarios.product_mix`.
 from __future__ import annotations
 
 from nemo_opt.testing import Reply
-from tests.scenarios.product_mix import EXPECTED_OBJECTIVE, SIMULATOR_CODE, SIMULATOR_TESTS, WRONG_OBJECTIVE, spec_reply
+from tests.scenarios.product_mix import (
+    EXPECTED_OBJECTIVE,
+    PULP_MODEL,
+    SIMULATOR_CODE,
+    SIMULATOR_TESTS,
+    WRONG_OBJECTIVE,
+    spec_reply,
+)
 from tests.scenarios.product_mix import SPEC as SPEC
 
 __all__ = ["EXPECTED_OBJECTIVE", "EXTRACTION", "OPTIMIZER", "SIMULATOR", "WRONG_OBJECTIVE"]
@@ -27,23 +34,10 @@ SIMULATOR = [
     ),
 ]
 
-BODY_HEAD = """import json
-import pulp
-
-data = json.load(open("data.json"))
-products = data["products"]
-prob = pulp.LpProblem("workshop", pulp.LpMaximize)
-make = {p: pulp.LpVariable(f"make_{p}", lowBound=0, cat="Integer") for p in products}
-prob += pulp.lpSum(data["profit"][p] * make[p] for p in products)
-prob += pulp.lpSum(data["carpentry_hours"][p] * make[p] for p in products) <= data["carpentry_available"], "carpentry"
-"""
-FINISHING = (
-    'prob += pulp.lpSum(data["finishing_hours"][p] * make[p] for p in products) <= data["finishing_available"], '
-    '"finishing"\n'
-)
-CHAIRS = 'prob += make["chair"] >= data["min_chairs"], "chair_orders"\n'
-DRAFT = BODY_HEAD + CHAIRS
-RIGHT = BODY_HEAD + FINISHING + CHAIRS
+# The body of the PuLP model of the native-tool scenario: everything before it solves and writes its files.
+RIGHT = PULP_MODEL[: PULP_MODEL.index("start = time.time()")].replace("import time\n", "")
+FINISHING = next(line for line in RIGHT.splitlines(keepends=True) if '"finishing"' in line)
+DRAFT = RIGHT.replace(FINISHING, "")
 
 OPTIMIZER = [
     Reply(text="I will model the weekly plan with integer quantities of tables and chairs and maximize profit."),
