@@ -72,13 +72,14 @@ def _default_home() -> Path:
 # - agent_protocol files, agent_max_steps 4, repair_rounds 1, no examples in the agents' prompts: each reply is
 #   a whole file that the harness saves, runs and checks (see nemo_opt.agent.loop), so an attempt is one call of
 #   about 1,000 prompt tokens instead of a bash session of 2-4k-token steps at 140-170 s each.
-# - llm_max_tokens 2048: llama-cpp-python's server otherwise lets a reply run to the context length (16k tokens,
-#   about 25 minutes here) when a small model loops; a whole model file or P* is 300-1,500 tokens.
-# - extract_trace_repair: the 1.5B model's P* of examples/product_mix.md dropped the finishing hours of both
-#   products (2 and 1); one more call in the same conversation (its prompt is cached) asks for them by quote.
+# - llm_max_tokens 1536: llama-cpp-python's server otherwise lets a reply run to the context length (16k tokens,
+#   about 25 minutes here) when a small model loops (a simulator reply repeated one check until cut at 2,048
+#   tokens, 194 s); a whole model file or P* was 300-1,200 tokens on the first NL4OPT items.
+# - extract_trace_repair stays off: with the 1.5B model it took 39-71 s and improved neither P* it was tried on
+#   (examples/product_mix.md: the same JSON again; NL4OPT item 0: an unparseable reply), and the whole-file
+#   agents take their numbers from the text anyway.
 LOCAL_MODEL_PROFILE: dict[str, Any] = {
-    "llm_max_tokens": 2048,
-    "extract_trace_repair": True,
+    "llm_max_tokens": 1536,
     "agent_protocol": "files",
     "agent_max_steps": 4,
     "repair_rounds": 1,

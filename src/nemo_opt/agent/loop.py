@@ -154,6 +154,11 @@ class ToolLoopAgent:
                 largest = max(largest, completion.usage.completion_tokens)
                 choice = completion.first
                 reply, note = self._kept(choice)
+                if self.protocol == "files" and choice.finish_reason == "length" and not note:
+                    note = (
+                        "Your last reply was cut at the server's token limit before the file ended (small models "
+                        "then often repeat one block over and over): write each check once and keep the file short."
+                    )
                 messages.append(reply)
                 timeout = min(self.limits.command_timeout, max(1.0, self.limits.max_seconds - elapsed(step_started)))
                 fault = ""
@@ -378,8 +383,18 @@ def _files_reminder(task: AgentTask) -> str:
 
 
 def _request(messages: list[Message]) -> list[Message]:
-    """What the whole-file protocol sends: the system prompt and the task, then the latest attempt onwards."""
+    """What the whole-file protocol sends: the system prompt and the task, then the latest attempt onwards.
+
+    A latest reply that held no file (prose only, or a runaway cut at the token limit) is left out: it would
+    cost its length again in prompt processing and prime the same reply; what was said about it is added to
+    the task instead (one user turn, so roles keep alternating)."""
     last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
+    if last < 0:
+        return messages
+    if not whole_files(messages[last].content, ("file.py",)):
+        after = "\n\n".join(m.content for m in messages[last + 1 :])
+        task = messages[1]
+        return [messages[0], Message(task.role, f"{task.content}\n\n{after}" if after else task.content)]
     if last <= 2:
         return messages
     return [*messages[:2], *messages[last:]]
