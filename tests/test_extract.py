@@ -171,3 +171,21 @@ def test_numbers_that_do_not_trace_to_the_text_get_one_repair_kept_only_if_bette
     workspace = Workspace(tmp_path / "ws2")
     workspace.create()
     assert extract(text, recorded, workspace, trace_repair=True).spec.parameters[1].value == {"table": 2, "chair": 1}
+
+
+def test_a_parameter_with_no_value_is_a_misfiled_variable_or_dropped() -> None:
+    spec = ProblemSpec.model_validate(
+        {
+            "parameters": [
+                {"name": "seats", "value": 6},
+                {"name": "total_cars", "type": "integer", "lower": None, "description": "cars used"},
+                {"name": "share", "unit": "%"},
+            ],
+            "variables": [{"name": "vans", "type": "integer"}],
+            "objective": {"sense": "minimize", "expression": "total_cars"},
+        }
+    )
+    assert [v.name for v in spec.variables] == ["vans", "total_cars"] and spec.variables[1].type.value == "integer"
+    assert [p.name for p in spec.parameters] == ["seats"]
+    assert any("taken as a decision variable" in a for a in spec.assumptions)
+    assert any("'share' was given no value; dropped" in a for a in spec.assumptions)

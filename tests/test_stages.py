@@ -163,7 +163,10 @@ def test_a_changed_input_reruns_its_stage_and_everything_after_it(settings: Sett
     events: list[Event] = []
     again, llm = _run(settings, events)
     resumed = again.resume(result.run_id)
-    assert resumed.verified, resumed.error
+    assert resumed.error is None and resumed.objective == result.objective
+    # The text's 10 chairs is in no parameter now: simulator and model share the edited number, so the answer
+    # stays below "verified" (the trace of P*'s numbers to the text).
+    assert resumed.level == "objective-checked" and "does not hold: 10" in resumed.level_reason
     loaded = [e.stage for e in events if e.status == "info" and "loaded from the run folder" in e.message]
     ran = [e.stage for e in events if e.status == "started"]
     assert loaded == ["memory", "extract"] and ran == ["recommend", "agents", "consensus", "package"]

@@ -18,7 +18,9 @@ the corpus the old repair passed 62 of the 78 cases, json_repair alone 63, this 
 
 from __future__ import annotations
 
+import ast
 import json
+import math
 import re
 from typing import Any, NamedTuple
 
@@ -109,6 +111,60 @@ def _refusal(text: str, start: int, end: int | None) -> _Problem | None:
     )
 
 
+# In value position: arithmetic on number literals alone ("0.4 * 40", "8 * 5", "(100 - 20) / 2").
+_ARITHMETIC = re.compile(
+    r"(?<=[:\[,])(?P<space>\s*)(?P<expr>[-+(]*\s*\d+(?:\.\d+)?(?:\s*[-+*/]\s*[-+(]*\s*\d+(?:\.\d+)?\s*\)*)+)"
+    r"(?=\s*[,}\]\n])"
+)
+
+
+def _literal_value(expression: str) -> float | None:
+    """The value of ``expression`` when it is +, -, *, / and parentheses over number literals only."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError:
+        return None
+    allowed = (
+        ast.Expression,
+        ast.BinOp,
+        ast.UnaryOp,
+        ast.Constant,
+        ast.Add,
+        ast.Sub,
+        ast.Mult,
+        ast.Div,
+        ast.USub,
+        ast.UAdd,
+    )
+    if not all(isinstance(node, allowed) for node in ast.walk(tree)):
+        return None
+    if any(isinstance(n, ast.Constant) and not isinstance(n.value, int | float) for n in ast.walk(tree)):
+        return None
+    try:
+        # Only number literals and + - * / are in the tree (checked above): nothing else can run.
+        value = eval(compile(tree, "<arithmetic>", "eval"), {"__builtins__": {}}, {})
+    except (ArithmeticError, ValueError):
+        return None
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _evaluate_arithmetic(obj: str) -> str | None:
+    """``obj`` with each value that is arithmetic on number literals replaced by its value, or None if none is.
+
+    Measured on the 1.5B local model: two of ten NL4OPT extractions wrote a value as ``0.4 * 40`` (and its repair,
+    at temperature 0, wrote the same reply again); refusing them cost the whole run. Expressions with names in
+    them (``0.4 * birds``) are still refused: their value is not in the text of the reply."""
+    structure = _NOT_STRUCTURE.sub(lambda m: m.group()[0].ljust(len(m.group())), obj)
+    pieces, last, changed = [], 0, False
+    for match in _ARITHMETIC.finditer(structure):
+        value = _literal_value(match.group("expr"))
+        if value is None:
+            continue
+        pieces += [obj[last : match.start("expr")], repr(int(value)) if value.is_integer() else repr(value)]
+        last, changed = match.end("expr"), True
+    return "".join([*pieces, obj[last:]]) if changed else None
+
+
 def _decode_at(text: str, start: int) -> tuple[dict[str, Any] | None, _Problem | None, int | None]:
     """(object, problem, end of the object's text or None when it never closes) for the ``{`` at ``start``."""
     try:
@@ -120,6 +176,12 @@ def _decode_at(text: str, start: int) -> tuple[dict[str, Any] | None, _Problem |
             return value, None, decoded_end
     end = _object_end(text, start)
     refusal = _refusal(text, start, end)
+    if refusal is not None and end is not None:
+        mended = _evaluate_arithmetic(text[start:end])
+        if mended is not None:  # arithmetic on numbers alone has one reading: its value
+            value, problem, _ = _decode_at(mended, 0)
+            if value is not None:
+                return value, None, end
     if refusal is not None:
         return None, refusal, end
     assert end is not None

@@ -181,6 +181,7 @@ class ProblemSpec(BaseModel):
             if isinstance(p, dict) and isinstance(p.get("value"), int | float) and not p.get("indices")
         }
         notes: list[str] = []
+        data = _misfiled_parameters(data, notes)
         for group in ("sets", "parameters", "variables", "constraints", "state_variables"):
             for entry in data.get(group) or []:
                 if isinstance(entry, dict):  # null where free text belongs ("unit": null) means "none given"
@@ -262,6 +263,29 @@ class ProblemSpec(BaseModel):
 
     def is_integer(self) -> bool:
         return any(v.type is not VarType.CONTINUOUS for v in self.variables)
+
+
+def _misfiled_parameters(data: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """Parameters written with no value: one shaped like a variable (a type or bounds, as a 1.5B model listed
+    ``total_cars`` on NL4OPT item 12) becomes a decision variable, any other is dropped; an assumption says so."""
+    parameters = data.get("parameters")
+    if not isinstance(parameters, list) or not any(isinstance(p, dict) and "value" not in p for p in parameters):
+        return data
+    variables = list(data["variables"])
+    taken = {v.get("name") for v in variables if isinstance(v, dict)}
+    kept = []
+    for entry in parameters:
+        if not isinstance(entry, dict) or "value" in entry:
+            kept.append(entry)
+            continue
+        name = entry.get("name")
+        if any(key in entry for key in ("type", "lower", "upper")) and name not in taken:
+            fields = ("name", "description", "type", "indices", "lower", "upper", "unit")
+            variables.append({k: entry[k] for k in fields if k in entry})
+            notes.append(f"'{name}' was listed under parameters with no value; taken as a decision variable")
+        else:
+            notes.append(f"parameter '{name}' was given no value; dropped")
+    return {**data, "parameters": kept, "variables": variables}
 
 
 def _check_numbers(name: str, value: JSONValue) -> None:
