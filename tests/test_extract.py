@@ -189,3 +189,13 @@ def test_a_parameter_with_no_value_is_a_misfiled_variable_or_dropped() -> None:
     assert [p.name for p in spec.parameters] == ["seats"]
     assert any("taken as a decision variable" in a for a in spec.assumptions)
     assert any("'share' was given no value; dropped" in a for a in spec.assumptions)
+
+
+def test_retry_draws_one_fresh_sample_when_the_repair_fails_too(tmp_path: Path) -> None:
+    script = [Reply(text="no json here"), Reply(text="still none"), product_mix.EXTRACTION]
+    recorded, llm, _ = _recorded(script, tmp_path)
+    workspace = Workspace(tmp_path / "ws")
+    workspace.create()
+    result = extract("problem text", recorded, workspace, retry=True)
+    assert result.spec.title == "Workshop production plan" and result.chosen == 1
+    assert llm.requests[2]["temperature"] == 0.5 and len(llm.requests) == 3

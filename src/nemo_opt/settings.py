@@ -78,8 +78,11 @@ def _default_home() -> Path:
 # - extract_trace_repair stays off: with the 1.5B model it took 39-71 s and improved neither P* it was tried on
 #   (examples/product_mix.md: the same JSON again; NL4OPT item 0: an unparseable reply), and the whole-file
 #   agents take their numbers from the text anyway.
+# - extract_retry: with one extraction, a reply that stays unusable after its repair ended 3 of the first 3
+#   NL4OPT items 10-12 runs (the repair, at temperature 0, repeated the reply); one fresh sample is ~50 s.
 LOCAL_MODEL_PROFILE: dict[str, Any] = {
     "llm_max_tokens": 1536,
+    "extract_retry": True,
     "agent_protocol": "files",
     "agent_max_steps": 4,
     "repair_rounds": 1,
@@ -183,6 +186,11 @@ class Settings(BaseModel):
         default_factory=dict, description="Weight per P* component in the MBR utility (missing: 1.0)."
     )
     extract_temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature when extractions > 1.")
+    extract_retry: bool = Field(
+        False,
+        description="When no extraction is usable after its repair, draw one fresh sample (temperature 0.5) before "
+        "failing the run (on for local models, which extract once).",
+    )
     extract_trace_repair: bool = Field(
         False,
         description="When P*'s numbers do not trace to the text (stated numbers missing, unstated ones present), "
@@ -528,6 +536,7 @@ SHAPE_SETTINGS = (
     "mbr_weights",
     "extract_temperature",
     "extract_trace_repair",
+    "extract_retry",
     "optimizers",
     "optimizer_diversity",
     "agent_temperature",

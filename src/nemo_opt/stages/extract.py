@@ -96,13 +96,15 @@ def extract(
     weights: dict[str, float] | None = None,
     memory: str = "",
     trace_repair: bool = False,
+    retry: bool = False,
 ) -> ExtractionResult:
     """Sample ``samples`` extractions, repair malformed ones once, and choose one.
 
     ``memory`` is the retrieved examples' text for the extraction prompt (the judge never gets it). Without an
     ``embedder`` (MBR switched off) the first usable candidate is taken. With ``trace_repair``, a chosen P*
     whose numbers do not trace to the text (see :mod:`nemo_opt.stages.trace`) gets one repair round, kept
-    only when it traces better.
+    only when it traces better. With ``retry``, when no candidate is usable after its repair, one fresh sample
+    (temperature 0.5) and its repair are tried before giving up.
     """
     prompt = load_prompt("extract")
     messages = [Message("user", prompt.render(problem=problem, memory=memory))]
@@ -110,7 +112,8 @@ def extract(
         messages, temperature=temperature if samples > 1 else 0.0, n=samples
     )
     candidates: list[Candidate] = []
-    for index, choice in enumerate(completion.choices):
+    choices = list(completion.choices)
+    for index, choice in enumerate(choices):
         spec, error, no_decision = _parse(choice.text)
         candidate = Candidate(index, choice.text, spec, error, no_decision=no_decision)
         if spec is None and error:
@@ -126,6 +129,9 @@ def extract(
                 "no_decision": candidate.no_decision,
             },
         )
+        if index == len(choices) - 1 and retry and not any(c.spec is not None or c.no_decision for c in candidates):
+            retry = False  # once: a fresh sample, since a repair of a small model's reply often repeats it
+            choices += labelled(llm, prompt.ref).complete(messages, temperature=0.5).choices
     usable = [c for c in candidates if c.spec is not None]
     if not usable:
         reasons = [c.no_decision for c in candidates if c.no_decision]
@@ -274,6 +280,7 @@ class ExtractStage(BaseStage):
             weights=s.mbr_weights,
             memory=retrieval.extraction_note() if retrieval is not None and s.memory_extract else "",
             trace_repair=s.extract_trace_repair,
+            retry=s.extract_retry,
         )
         spec = ctx.spec = extraction.spec
         workspace.write_json("spec.json", spec.model_dump(mode="json"))
