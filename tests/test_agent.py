@@ -246,3 +246,55 @@ def test_waiting_for_a_shared_model_slot_does_not_spend_an_agents_time(tmp_path:
     # Each agent's own model time is 4 x 0.4 s; with the other's replies in between its wall time is about 3.2 s.
     assert all(r.status is AgentStatus.SUBMITTED for r in results.values()), {k: r.reason for k, r in results.items()}
     assert max(r.seconds for r in results.values()) > 2.0, {k: (r.seconds, r.steps) for k, r in results.items()}
+
+
+def test_whole_file_agent_cannot_be_led_out_of_its_folder(workspace: Workspace, tmp_path: Path) -> None:
+    """Attacks on the whole-file protocol: a path outside the agent's folder named in the reply, a symlink and a
+    FIFO planted where its files go, and a huge reply. Only the task's own paths are ever written, through the
+    door; what the refusal shows of the other files is read through the door too."""
+    own = workspace.make_dirs(workspace.root / "simulator")
+    outside = tmp_path / "outside.py"
+    outside.write_text("KEEP = 1\n")
+    (own / "simulator.py").symlink_to(outside)  # planted by earlier code
+    os.mkfifo(own / "test_simulator.py")  # a FIFO: reading it would block
+    victim = workspace.root / "optimizers" / "opt_1"
+    workspace.make_dirs(victim)
+    (victim / "model.py").write_text("print('mine')\n")
+    huge = "x = 1\n" * 200_000
+    script = [
+        Reply(text="### ../optimizers/opt_1/model.py\n```python\nprint('taken over')\n```\n"),
+        Reply(text=f"simulator/test_simulator.py\n```python\n{huge}```\n"),
+    ]
+    llm = ScriptedLLM(script)
+    sandbox = make_sandbox("auto", workspace.root, Limits(timeout=30))
+    agent = ToolLoopAgent(RecordedLLM(llm), sandbox, workspace, protocol="files", limits=AgentLimits(max_steps=1))
+    task = AgentTask(
+        "simulator",
+        "system",
+        "write the simulator",
+        workspace.root,
+        lambda: Acceptance(False, "tests fail"),
+        "tests pass",
+        writable=own,
+        files=("simulator/simulator.py", "simulator/test_simulator.py"),
+    )
+    result = agent.run(task)
+    assert result.status is AgentStatus.LIMITS_EXCEEDED
+    assert outside.read_text() == "KEEP = 1\n"  # the symlink was replaced, never followed
+    assert (victim / "model.py").read_text() == "print('mine')\n"  # another agent's file: untouched
+    saved = own / "simulator.py"
+    assert not saved.is_symlink() and saved.read_text() == "print('taken over')\n"
+    tests = own / "test_simulator.py"
+    assert tests.is_file() and not tests.is_symlink() and tests.stat().st_size == len(huge)
+    # The refusal showed the other file as it stands, cut, not the whole of it.
+    second = llm.requests[1]["messages"][-1]["content"]
+    assert "Now reply with the complete file `simulator/test_simulator.py`" in second
+    # Later a FIFO stands where the other file was: the refusal's read of it is refused, not blocked on.
+    saved.unlink()
+    os.mkfifo(saved)
+    llm2 = ScriptedLLM([Reply(text="simulator/test_simulator.py\n```python\ndef test_x():\n    pass\n```\n")])
+    again = ToolLoopAgent(RecordedLLM(llm2), sandbox, workspace, protocol="files", limits=AgentLimits(max_steps=1))
+    assert again.run(task, history=result.messages).status is AgentStatus.LIMITS_EXCEEDED
+    trajectory = json.loads((workspace.trajectories / "simulator.json").read_text())
+    assert "Submit refused: tests fail" in trajectory["events"][-1]["observations"][0]
+    assert "as it stands" not in trajectory["events"][-1]["observations"][0]
