@@ -128,3 +128,13 @@ def test_numbers_that_name_things_are_not_missing() -> None:
     )
     assert trace_numbers(spec, text).clean
     assert trace_numbers(spec, text + " They run 8 hours.").missing == [8.0]
+
+
+def test_only_code_that_reads_p_stars_numbers_shares_them() -> None:
+    from nemo_opt.stages.agents import _reads_parameters
+
+    spec = ProblemSpec.model_validate(SPEC)
+    assert _reads_parameters('used = sum(data["carpentry_hours"][p] * make[p] for p in data["products"])', spec)
+    assert _reads_parameters("cap = data.get('finishing_available', 100)", spec)
+    # Numbers from the text, data.json only for the index set: nothing shared with the other side.
+    assert not _reads_parameters('used = 4 * make["table"] + 3 * make["chair"]  # for p in data["products"]', spec)

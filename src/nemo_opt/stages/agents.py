@@ -19,6 +19,7 @@ would believe). A resume runs only the optimizers that had not finished, replayi
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from nemo_opt.sandbox import sandbox_from_settings
 from nemo_opt.sandbox.base import Sandbox
 from nemo_opt.settings import Settings
 from nemo_opt.solution import SolveStatus, ValidationReport, VerificationLevel
-from nemo_opt.spec import data_from_spec
+from nemo_opt.spec import ProblemSpec, data_from_spec
 from nemo_opt.stages.base import BaseStage, RunContext
 from nemo_opt.stages.optimize import (
     Checks,
@@ -104,13 +105,19 @@ class AgentsStage(BaseStage):
             # in this attempt or an earlier one): without isolation no level above objective-checked is believed.
             for outcome in outcomes:
                 outcome.cap(VerificationLevel.OBJECTIVE_CHECKED, PLAIN_CAP)
-        trace = trace_numbers(ctx.need_spec(), ctx.problem)
+        spec = ctx.need_spec()
+        trace = trace_numbers(spec, ctx.problem)
         if not trace.clean:
-            # The simulator and the models read the same data.json: when its numbers do not trace to the text,
-            # their agreement may rest on a shared wrong number, so it proves less than "verified" says.
+            # When the simulator and a model both read data.json's numbers and those do not trace to the text,
+            # their agreement may rest on a shared wrong number, so it proves less than "verified" says. Code
+            # that takes every number from the text (the whole-file agents' way) shares none.
             why = f"P*'s numbers do not all trace to the problem text ({trace.message()})"
+            referee = ctx.need_referee().current
+            simulator = b"".join(referee.simulator.values()) if referee is not None else b""
+            simulator_reads = _reads_parameters(simulator.decode("utf-8", "replace"), spec)
             for outcome in outcomes:
-                outcome.cap(VerificationLevel.OBJECTIVE_CHECKED, why)
+                if simulator_reads and _reads_parameters(_model_source(ctx.workspace, outcome), spec):
+                    outcome.cap(VerificationLevel.OBJECTIVE_CHECKED, why)
 
     def load(self, ctx: RunContext) -> bool:
         outcomes = self._prepare(ctx)
@@ -260,6 +267,19 @@ class AgentsStage(BaseStage):
             temperature=temperature,
             protocol=s.agent_protocol,
         )
+
+
+def _reads_parameters(code: str, spec: ProblemSpec) -> bool:
+    """Whether ``code`` names a parameter of P* (``data["cost"]``, ``data.get('cost')``) rather than only sets."""
+    return any(re.search(rf"""['"]{re.escape(p.name)}['"]""", code) for p in spec.parameters)
+
+
+def _model_source(workspace: Workspace, outcome: OptimizerOutcome) -> str:
+    snapshot = outcome.final_snapshot
+    try:
+        return workspace.read_text(snapshot / "model.py") if snapshot is not None else ""
+    except (OSError, ValueError):
+        return "data"  # unreadable: assume it shares the data (the cautious side)
 
 
 def variant(index: int, settings: Settings, retrieval: Retrieval | None) -> tuple[float, list[int] | None]:
