@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from nemo_opt.sandbox import sandbox_from_settings
 from nemo_opt.sandbox.base import WorkspaceSandbox
 from nemo_opt.settings import Settings
 from nemo_opt.solution import SimVerdict, Solution, SolveStatus
+from nemo_opt.stages.context import names_key
 from nemo_opt.stages.referee import Referee, simulator_files
 from nemo_opt.stages.validate import load_solution
 from nemo_opt.workspace import Workspace
@@ -101,11 +101,10 @@ def _check_reads(package: Path, names: list[str]) -> None:
     data.json (its numbers are written in the code, as the whole-file agents of a small local model write them,
     taking them from the problem text). Re-solving would repeat the old answer as if it were the new one."""
     for file in ("model.py", "simulator/simulator.py"):
-        path = package / file
-        if not names or not path.is_file():
+        if not names or not door.exists(package, file):
             continue
-        code = path.read_text(encoding="utf-8", errors="replace")
-        unread = [n for n in names if not re.search(rf"""['"]{re.escape(n)}['"]""", code)]
+        code = door.read_text(package, file, errors="replace")  # agent-written code: through the safe door
+        unread = [n for n in names if not names_key(code, n)]
         if unread:
             raise BadInput(
                 f"{file} of this package never reads {', '.join(repr(n) for n in unread)} from data.json (its "

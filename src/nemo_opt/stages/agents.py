@@ -19,7 +19,6 @@ would believe). A resume runs only the optimizers that had not finished, replayi
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from nemo_opt.settings import Settings
 from nemo_opt.solution import SolveStatus, ValidationReport, VerificationLevel
 from nemo_opt.spec import ProblemSpec, data_from_spec
 from nemo_opt.stages.base import BaseStage, RunContext
+from nemo_opt.stages.context import names_key
 from nemo_opt.stages.optimize import (
     Checks,
     Judging,
@@ -271,7 +271,7 @@ class AgentsStage(BaseStage):
 
 def _reads_parameters(code: str, spec: ProblemSpec) -> bool:
     """Whether ``code`` names a parameter of P* (``data["cost"]``, ``data.get('cost')``) rather than only sets."""
-    return any(re.search(rf"""['"]{re.escape(p.name)}['"]""", code) for p in spec.parameters)
+    return any(names_key(code, p.name) for p in spec.parameters)
 
 
 def _model_source(workspace: Workspace, outcome: OptimizerOutcome) -> str:

@@ -16,6 +16,7 @@ __all__ = [
     "SpecContext",
     "pulp_skeleton",
     "simulator_skeleton",
+    "names_key",
     "sets_text",
     "spec_context",
     "with_tests_header",
@@ -230,3 +231,8 @@ def with_tests_header(body: str) -> str:
         f"# (the header imports simulate) {line}" if _OWN_IMPORT.match(line) else line for line in body.splitlines()
     ]
     return TESTS_HEADER + "\n" + "\n".join(lines) + "\n"
+
+
+def names_key(code: str, key: str) -> bool:
+    """Whether ``code`` names the data.json entry ``key`` as a string (``data["cost"]``, ``data.get('cost')``)."""
+    return re.search(rf"""['"]{re.escape(key)}['"]""", code) is not None
