@@ -116,7 +116,8 @@ class AgentsStage(BaseStage):
             simulator = b"".join(referee.simulator.values()) if referee is not None else b""
             simulator_reads = _reads_parameters(simulator.decode("utf-8", "replace"), spec)
             for outcome in outcomes:
-                if simulator_reads and _reads_parameters(_model_source(ctx.workspace, outcome), spec):
+                source = _model_source(ctx.workspace, outcome)  # unreadable: take it to share them (cautious)
+                if simulator_reads and (source is None or _reads_parameters(source, spec)):
                     outcome.cap(VerificationLevel.OBJECTIVE_CHECKED, why)
 
     def load(self, ctx: RunContext) -> bool:
@@ -274,12 +275,13 @@ def _reads_parameters(code: str, spec: ProblemSpec) -> bool:
     return any(names_key(code, p.name) for p in spec.parameters)
 
 
-def _model_source(workspace: Workspace, outcome: OptimizerOutcome) -> str:
+def _model_source(workspace: Workspace, outcome: OptimizerOutcome) -> str | None:
+    """The final model.py of ``outcome`` (through the door), or None when it cannot be read."""
     snapshot = outcome.final_snapshot
     try:
         return workspace.read_text(snapshot / "model.py") if snapshot is not None else ""
     except (OSError, ValueError):
-        return "data"  # unreadable: assume it shares the data (the cautious side)
+        return None
 
 
 def variant(index: int, settings: Settings, retrieval: Retrieval | None) -> tuple[float, list[int] | None]:
