@@ -36,6 +36,52 @@ def test_one_wanted_file_takes_the_longest_unnamed_block() -> None:
     assert whole_files("```python\n\n```", ("model.py",)) == []
 
 
+SIGNS = {"simulator/simulator.py": r"^\s*def simulate\(", "simulator/test_simulator.py": r"^\s*def test_\w*\("}
+
+
+def test_an_unnamed_block_goes_to_the_file_its_content_belongs_to() -> None:
+    # Seen with a 1.5B model: asked to fix its tests once both files were given, it replied with an unnamed
+    # test file; the order rule alone saved it over the simulator.
+    tests = "from simulator.simulator import simulate\n\ndef test_a_feasible_solution():\n    assert True\n"
+    reply = f"The test is wrong. Here is the updated test:\n```python\n{tests}```\nIt passes now."
+    assert whole_files(reply, PAIR, SIGNS) == [("simulator/test_simulator.py", tests)]
+    simulator = "def simulate(solution, data, atol=1e-6, rtol=1e-6):\n    return {}\n"
+    assert whole_files(f"```python\n{simulator}```", PAIR[::-1], SIGNS) == [("simulator/simulator.py", simulator)]
+    # A block that names its path on its own first line is that file, whatever the order.
+    reply = f"```python\n# simulator/test_simulator.py\nimport json\n```"
+    assert whole_files(reply, PAIR) == [("simulator/test_simulator.py", "# simulator/test_simulator.py\nimport json\n")]
+    # ...but a first-line comment that only mentions a path among other words does not name the block.
+    reply = "```python\n# checks simulator/simulator.py\nimport json\n```"
+    assert whole_files(reply, PAIR) == [("simulator/simulator.py", "# checks simulator/simulator.py\nimport json\n")]
+    # A block with both a simulate and tests matches two signs: the order rule decides, as before.
+    both = simulator + tests
+    assert whole_files(f"```python\n{both}```", PAIR, SIGNS) == [("simulator/simulator.py", both)]
+
+
+def test_the_simulator_skeletons_checks_apply_the_tolerance(tmp_path: Path) -> None:
+    from nemo_opt.stages.context import simulator_skeleton
+
+    skeleton = simulator_skeleton(ProblemSpec.model_validate(SPEC))
+    body = skeleton.replace(
+        "    objective = ...",
+        "    at_most('carpentry', 4 * make['table'] + 3 * make['chair'], 240, ['make'])\n"
+        "    at_least('chair orders', make['chair'], 10, ['make'])\n"
+        "    exactly('balance', make['table'] - make['table'], 0, ['make'])\n"
+        "    whole('whole tables', make['table'], ['make'])\n"
+        "    objective = ...",
+    ).replace("objective = ...", "objective = 70 * make['table'] + 50 * make['chair']")
+    namespace: dict[str, object] = {}
+    exec(compile(body, "simulator.py", "exec"), namespace)  # noqa: S102 - the test's own code
+    simulate = namespace["simulate"]
+    data = _data()
+    ok = simulate({"make": {"table": 30.0000000001, "chair": 40.0}}, data)  # type: ignore[operator]
+    assert ok["feasible"] and ok["objective"] == pytest.approx(4100.0)
+    bad = simulate({"make": {"table": 60.5, "chair": 9.0}}, data)  # type: ignore[operator]
+    assert {v["constraint"] for v in bad["violations"]} == {"carpentry", "chair orders", "whole tables"}
+    carpentry = next(v for v in bad["violations"] if v["constraint"] == "carpentry")
+    assert carpentry["amount"] == pytest.approx(4 * 60.5 + 27 - 240) and carpentry["variables"] == ["make"]
+
+
 def _run(folder: Path, body: str, names: list[str], data: dict[str, object]) -> tuple[int, str]:
     (folder / "data.json").write_text(json.dumps(data))
     (folder / "model.py").write_text(with_ending(body, names))

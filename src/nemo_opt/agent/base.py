@@ -31,7 +31,7 @@ class AgentTask:
     ``files`` are the paths (from ``workdir``) a reply of the whole-file protocol carries, and ``finish_file``
     turns what the model wrote for a path into what is saved there (e.g. the harness's fixed ending of a
     model); the saved file is what the check judges. ``file_hints`` is what the agent is told when asked for
-    a file after the first.
+    a file after the first; ``file_signs`` tells an unnamed block's file by its content.
     """
 
     name: str
@@ -45,6 +45,7 @@ class AgentTask:
     files: tuple[str, ...] = ()
     finish_file: Callable[[str, str], str] | None = None
     file_hints: dict[str, str] = field(default_factory=dict)  # said when the agent is asked for that file
+    file_signs: dict[str, str] = field(default_factory=dict)  # a regex an unnamed block of that file matches
 
 
 class AgentStatus(StrEnum):

@@ -290,7 +290,8 @@ class ToolLoopAgent:
         """Whole-file protocol: save the reply's files (through the agent's own write door); once every file of
         the task was given in this run (``given``), check at once."""
         # Unnamed blocks go to the files still to come first (the one just asked for), then to the others.
-        files = whole_files(reply.content, tuple(sorted(task.files, key=lambda path: path in given)))
+        order = tuple(sorted(task.files, key=lambda path: path in given))
+        files = whole_files(reply.content, order, task.file_signs)
         if not files:
             label, message = unusable_reply(reply.content, "files")
             if label == "unusable reply":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -121,6 +122,7 @@ def extract_bash_block(text: str) -> str:
 
 
 _UNCLOSED_HEREDOC = re.compile(r"here-document at line \d+ delimited by end-of-file \(wanted `(?P<word>[^']+)'\)")
+_PATH_COMMENT = re.compile(r"#\s*((?:[\w.-]+/)*[\w-]+\.py)\s*$")  # a block's first line naming only its path
 _FILE_NAME = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.py)\b")
 
 
@@ -142,17 +144,32 @@ def files_in_reply(text: str) -> list[tuple[str, str]]:
     return files
 
 
-def whole_files(text: str, expected: tuple[str, ...]) -> list[tuple[str, str]]:
+def whole_files(
+    text: str, expected: tuple[str, ...], signs: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
     """The files of a whole-file reply (the ``files`` protocol) for the paths in ``expected``.
 
-    A python block named by one of those paths on the line before it is that file; unnamed python blocks fill
-    the paths not yet given, in order (a small model often drops the name when one file is asked for). When a
+    A python block named by one of those paths on the line before it, or on its own first line as a comment
+    (``# simulator/test_simulator.py``), is that file. An unnamed block whose text matches the ``signs`` pattern
+    (a multiline regex) of exactly one path is that path's file: a 1.5B model, asked to fix its tests, replied with
+    an unnamed test file that the order rule below saved over its simulator. Other unnamed python blocks fill the
+    paths not yet given, in order (a small model often drops the name when one file is asked for). When a
     reply shows more unnamed blocks than paths remain, the longest block is taken for a single remaining path
     (models put a usage example after the file) and nothing is guessed for several.
     """
     named: dict[str, str] = {}
     unnamed: list[str] = []
     wanted = {PurePosixPath(path).name: path for path in expected} | {path: path for path in expected}
+    patterns = {path: re.compile(sign, re.MULTILINE) for path, sign in (signs or {}).items() if path in expected}
+
+    def lookup(line: str) -> str | None:
+        names = _FILE_NAME.findall(line)
+        path = next((wanted[n] for n in reversed(names) if n in wanted), None)
+        if path is None:  # named by another folder ("model.py" for "optimizers/opt_1/model.py")
+            bases = [PurePosixPath(n).name for n in reversed(names)]
+            path = next((wanted[b] for b in bases if b in wanted), None)
+        return path
+
     for match in _FENCE.finditer(text):
         if match["lang"].lower() not in {"python", "py", "python3", ""}:
             continue
@@ -160,11 +177,13 @@ def whole_files(text: str, expected: tuple[str, ...]) -> list[tuple[str, str]]:
         if not body.strip():
             continue
         before = [line for line in text[: match.start()].splitlines() if line.strip()]
-        names = _FILE_NAME.findall(before[-1]) if before else []
-        path = next((wanted[n] for n in reversed(names) if n in wanted), None)
-        if path is None:  # named by another folder ("model.py" for "optimizers/opt_1/model.py")
-            bases = [PurePosixPath(n).name for n in reversed(names)]
-            path = next((wanted[b] for b in bases if b in wanted), None)
+        path = lookup(before[-1]) if before else None
+        first = _PATH_COMMENT.match(body.lstrip().split("\n", 1)[0])
+        if path is None and first:
+            path = lookup(first[1])
+        if path is None:
+            matching = [p for p, pattern in patterns.items() if pattern.search(body)]
+            path = matching[0] if len(matching) == 1 else None
         if path is not None and path not in named:
             named[path] = body
         elif path is None:

@@ -173,6 +173,7 @@ def simulator_skeleton(spec: ProblemSpec) -> str:
         '                               "detail": f"no value for {name} {list(keys)}"})',
         "            return 0.0",
         "",
+        *_CHECK_HELPERS,
     ]
     for var in spec.variables:
         ident = _identifier(var.name)
@@ -184,13 +185,40 @@ def simulator_skeleton(spec: ProblemSpec) -> str:
             lines.append(f"    {ident} = value({var.name!r})")
     lines += [
         "",
-        "    # ... one check per condition of the problem text, each adding a violation when it fails ...",
+        "    # one check per condition of the problem text, e.g.",
+        '    # at_most("<condition>", <amount used>, <limit from the text>, ["<variable>", ...])',
+        '    # whole("<variable> is a whole number", <value>, ["<variable>"])  # when the text requires it',
         "",
         "    objective = ...  # the objective value of this solution, computed from the problem text",
         '    return {"feasible": not violations, "objective": objective, "violations": violations}',
     ]
     return "\n".join(lines) + "\n"
 
+
+# The checks a simulator needs, with the tolerance rule written once (problem-independent: which conditions
+# to check and with which numbers stays the agent's, from D). A 1.5B model wrote each violation dict out in full
+# (five lines per check) and its simulator was cut at the reply's token limit; these make a check one line.
+_CHECK_HELPERS = [
+    "    def violated(constraint, amount, variables, detail):",
+    '        violations.append({"constraint": constraint, "amount": amount, "variables": variables, "detail": detail})',
+    "",
+    "    def at_most(constraint, used, limit, variables):",
+    "        if used - limit > atol + rtol * abs(limit):",
+    '            violated(constraint, used - limit, variables, f"{used:g} > {limit:g}")',
+    "",
+    "    def at_least(constraint, used, limit, variables):",
+    "        if limit - used > atol + rtol * abs(limit):",
+    '            violated(constraint, limit - used, variables, f"{used:g} < {limit:g}")',
+    "",
+    "    def exactly(constraint, used, target, variables):",
+    "        if abs(used - target) > atol + rtol * abs(target):",
+    '            violated(constraint, abs(used - target), variables, f"{used:g} != {target:g}")',
+    "",
+    "    def whole(constraint, v, variables):",
+    "        if abs(v - round(v)) > atol + rtol * abs(v):",
+    '            violated(constraint, abs(v - round(v)), variables, f"{v:g} is not a whole number")',
+    "",
+]
 
 TESTS_HEADER = """import json
 import sys
@@ -207,15 +235,17 @@ TESTS_SKELETON = (
     + """
 
 def test_a_feasible_solution():
-    solution = ...  # a feasible solution; its objective worked out by hand in a comment
+    solution = ...  # small values that meet every condition of the problem text
     verdict = simulate(solution, DATA)
-    assert verdict["feasible"]
-    assert abs(verdict["objective"] - ...) < 1e-6
+    assert verdict["feasible"], verdict["violations"]
+    expected = ...  # this solution's objective as arithmetic on the numbers of the text, e.g. 3 * 10 + 2 * 5
+    assert abs(verdict["objective"] - expected) < 1e-6
 
 
 def test_an_infeasible_solution():
     solution = ...  # a solution that breaks one condition of the problem text
-    assert not simulate(solution, DATA)["feasible"]
+    verdict = simulate(solution, DATA)
+    assert not verdict["feasible"], verdict
 """
 )
 _OWN_IMPORT = re.compile(r"^\s*(from\s+(\.\S*|simulator(\.simulator)?|simulate)\s+import\b|import\s+simulator\b)")

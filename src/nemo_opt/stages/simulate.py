@@ -130,9 +130,8 @@ def simulator_task(
         template=(system.name, f"{system.version}.{task_prompt.version}.{protocol_prompt.version}"),
         writable=workspace.simulator_dir,
         files=files,
-        finish_file=(lambda path, text: with_tests_header(text) if path == TESTS_FILE else text)
-        if whole_files
-        else None,
+        finish_file=_finish_simulator_file if whole_files else None,
+        file_signs={SIMULATOR_FILE: r"^\s*def simulate\(", TESTS_FILE: r"^\s*def test_\w*\("},
         file_hints={
             TESTS_FILE: f"Complete this file with values worked out by hand:\n\n```python\n{TESTS_SKELETON}```"
         },
