@@ -106,7 +106,71 @@ def test_simulator_acceptance_runs_its_tests_and_a_probe(workspace: Workspace) -
     assert referee.current.number == 1
 
 
+def test_a_simulator_that_checks_nothing_is_not_accepted(workspace: Workspace) -> None:
+    # As a 1.5B model wrote it: the objective from the text, no check at all, and one passing feasible test.
+    workspace.write_text(
+        "simulator/simulator.py",
+        "def simulate(solution, data, atol=1e-6, rtol=1e-6):\n"
+        "    make = solution['make']\n"
+        "    objective = 70 * float(make['table']) + 50 * float(make['chair'])\n"
+        "    return {'feasible': True, 'objective': objective, 'violations': []}\n",
+    )
+    workspace.write_text(
+        "simulator/test_simulator.py",
+        "from simulator.simulator import simulate\n\n\ndef test_feasible():\n"
+        "    assert simulate({'make': {'table': 10, 'chair': 20}}, {})['objective'] == 1700\n",
+    )
+    referee = _referee(workspace)
+    verdict = accept_simulator(referee, SPEC)
+    assert not verdict.ok and "checks none of the problem's conditions" in verdict.reason
+    assert referee.current is None
+    # One real check (here only the chair orders, which every-variable-at-0 breaks) is enough to be accepted.
+    code = workspace.read_text("simulator/simulator.py").replace(
+        "    return {'feasible': True",
+        "    low = float(make['chair']) < 10\n    return {'feasible': not low",
+    )
+    workspace.write_text("simulator/simulator.py", code)
+    assert accept_simulator(referee, SPEC).ok
+
+
 def test_solution_json_written_by_harness_is_plain_json(workspace: Workspace) -> None:
     _check(workspace, _solution(workspace, {"table": 30, "chair": 40}, 4100.0))
     verdict = json.loads((workspace.root / "optimizers/opt_1/simulation_0.json").read_text())
     assert verdict == {"ok": True, "feasible": True, "objective": 4100.0, "violations": [], "error": ""}
+
+
+UNBOUNDED_MPS = """NAME model
+ROWS
+ N obj
+ L carpentry
+ L finishing
+ G chair_orders
+COLUMNS
+    make_table obj -70 carpentry 4
+    make_table finishing 2
+    make_chair obj -50 chair_orders 1
+RHS
+    RHS carpentry 240 finishing 100
+    RHS chair_orders 10
+ENDATA
+"""
+
+
+def test_an_unbounded_model_is_told_which_decisions_grow_without_end(workspace: Workspace) -> None:
+    # The 1.5B model's product mix: chairs left out of the carpentry and finishing rows, so nothing limits them.
+    workspace.write_text("optimizers/opt_1/model.mps", UNBOUNDED_MPS)
+    path = workspace.write_json(
+        "optimizers/opt_1/solution.json",
+        {"status": "unbounded", "objective": None, "variables": {}, "model_file": "model.mps"},
+    )
+    report = _check(workspace, path)
+    assert not report.passed and not report.checkable
+    (direction,) = [issue for issue in report.issues if issue.kind == "unbounded_direction"]
+    assert direction.variables == ["make[chair]"]
+    assert "make[chair] up" in direction.message
+    # A bounded model (the chairs limited by carpentry) has no such direction to report.
+    bounded = UNBOUNDED_MPS.replace(
+        "make_chair obj -50 chair_orders 1", "make_chair obj -50 chair_orders 1\n    make_chair carpentry 3"
+    )
+    workspace.write_text("optimizers/opt_1/model.mps", bounded)
+    assert not [i for i in _check(workspace, path).issues if i.kind == "unbounded_direction"]

@@ -48,7 +48,7 @@ def test_an_unnamed_block_goes_to_the_file_its_content_belongs_to() -> None:
     simulator = "def simulate(solution, data, atol=1e-6, rtol=1e-6):\n    return {}\n"
     assert whole_files(f"```python\n{simulator}```", PAIR[::-1], SIGNS) == [("simulator/simulator.py", simulator)]
     # A block that names its path on its own first line is that file, whatever the order.
-    reply = f"```python\n# simulator/test_simulator.py\nimport json\n```"
+    reply = "```python\n# simulator/test_simulator.py\nimport json\n```"
     assert whole_files(reply, PAIR) == [("simulator/test_simulator.py", "# simulator/test_simulator.py\nimport json\n")]
     # ...but a first-line comment that only mentions a path among other words does not name the block.
     reply = "```python\n# checks simulator/simulator.py\nimport json\n```"

@@ -154,6 +154,7 @@ IssueKind = Literal[
     "feasible_region",
     "model_tie",
     "tampering",
+    "unbounded_direction",
 ]
 
 

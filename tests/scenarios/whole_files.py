@@ -1,11 +1,11 @@
 """The product mix with the whole-file agent protocol, as a small local coder model answers it.
 
 The simulator gives one file per reply: ``simulator.py`` (no path named), then tests with a slip in a hand
-computation (the check fails), then the tests fixed, after a line naming the file. The optimizer's first reply
-is prose with no file; the second is a PuLP body that forgets the finishing hours (it runs: 4170, which the
-simulator refuses) followed by a usage example in a bash block; the repair is the right body. The harness adds
-the ending that exports, solves and writes solution.json; the expected optimum (4100, 30 tables and 40 chairs)
-is the hand computation of :mod:`tests.scenarios.product_mix`.
+computation (the check fails), then the tests fixed, again with no path (its content says which file it is).
+The optimizer's first reply is prose with no file; the second is a PuLP body that forgets the finishing hours
+(it runs: 4170, which the simulator refuses) followed by a usage example in a bash block; the repair is the
+right body. The harness adds the ending that exports, solves and writes solution.json; the expected optimum
+(4100, 30 tables and 40 chairs) is the hand computation of :mod:`tests.scenarios.product_mix`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ WRONG_TESTS = SIMULATOR_TESTS.replace("- 4100) < 1e-9", "- 4000) < 1e-9")  # a s
 SIMULATOR = [
     Reply(text=f"Here is the simulator:\n\n```python\n{SIMULATOR_CODE}```\n"),
     Reply(text=f"```python\n{WRONG_TESTS}```\n"),
-    Reply(
-        text=f"The profit is 2100 + 2000 = 4100.\n\n### simulator/test_simulator.py\n```python\n{SIMULATOR_TESTS}```\n"
-    ),
+    # Unnamed, as a 1.5B model fixes its tests: its content says it is the test file, not the simulator.
+    Reply(text=f"The profit is 2100 + 2000 = 4100. Here is the updated test:\n\n```python\n{SIMULATOR_TESTS}```\n"),
 ]
 
 # The body of the PuLP model of the native-tool scenario: everything before it solves and writes its files.

@@ -144,9 +144,7 @@ def files_in_reply(text: str) -> list[tuple[str, str]]:
     return files
 
 
-def whole_files(
-    text: str, expected: tuple[str, ...], signs: Mapping[str, str] | None = None
-) -> list[tuple[str, str]]:
+def whole_files(text: str, expected: tuple[str, ...], signs: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """The files of a whole-file reply (the ``files`` protocol) for the paths in ``expected``.
 
     A python block named by one of those paths on the line before it, or on its own first line as a comment

@@ -6,7 +6,8 @@ every solution apart from all of them.
 
 The T optimizers differ for a reason (``optimizer_diversity``, on by default): optimizer 1 samples greedily
 (temperature 0) with every retrieved example, so pass@1 is the greedy answer; optimizer k > 1 samples at
-``agent_temperature`` with its own subset of the examples (all but one, a different one each); and the optimizers
+``agent_temperature`` with its own subset of the examples (all but one, a different one each; whole-file
+optimizers, which see no examples, sample 0.3 warmer each after the second); and the optimizers
 are dealt the *capable* solvers of the recommendation in turn. Off, every optimizer gets the same request at
 ``agent_temperature`` apart from its folder (the ablation).
 
@@ -290,7 +291,13 @@ def variant(index: int, settings: Settings, retrieval: Retrieval | None) -> tupl
     if not settings.optimizer_diversity:
         return settings.agent_temperature, None
     subset = retrieval.subset(index, settings.optimizers) if retrieval is not None else None
-    return (0.0 if index == 1 else settings.agent_temperature), subset
+    if index == 1:
+        return 0.0, subset
+    if settings.agent_protocol == "files":
+        # Whole-file optimizers see the same prompt (no examples each): at 0.0 and 0.3 a 1.5B model wrote the
+        # same model three times, so each further optimizer samples 0.3 warmer, up to 1.0.
+        return min(1.0, settings.agent_temperature + 0.3 * (index - 2)), subset
+    return settings.agent_temperature, subset
 
 
 def final_referee_check(

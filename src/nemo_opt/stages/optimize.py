@@ -319,7 +319,8 @@ def _follow_up(task: AgentTask, report: ValidationReport, round_number: int, rou
         text = prompt.render(report=report.render(), round=round_number, rounds=rounds)
     else:
         prompt = load_prompt("optimizer_confirm")
-        text = prompt.render(status=report.status.value)
+        found = "\n".join(f"- {issue.message}" for issue in report.issues if issue.kind != "status")
+        text = prompt.render(status=report.status.value, found=f"\n\nWhat the system found:\n{found}" if found else "")
     return replace(task, instruction=text, template=prompt.ref)
 
 

@@ -35,11 +35,14 @@ TEST_COMMAND = "python -m pytest -q -p no:cacheprovider simulator/test_simulator
 SIMULATOR_FILE, TESTS_FILE = "simulator/simulator.py", "simulator/test_simulator.py"
 
 
-def probe_solution(spec: ProblemSpec) -> dict[str, object]:
-    """A well-formed solution (every variable at a bound or zero) used to check the simulator does not crash."""
+def probe_solution(spec: ProblemSpec, at: float | None = None) -> dict[str, object]:
+    """A well-formed solution used to check the simulator does not crash: every variable at a bound or zero, or
+    every variable at ``at`` when given."""
     variables: dict[str, object] = {}
     for var in spec.variables:
         value = var.lower if var.lower is not None else (var.upper if var.upper is not None else 0.0)
+        if at is not None:
+            value = at
         if var.type is not VarType.CONTINUOUS:
             value = float(round(value))
         if not var.indices:
@@ -53,6 +56,12 @@ def probe_solution(spec: ProblemSpec) -> dict[str, object]:
             level[key[-1]] = value
         variables[var.name] = nested
     return {"status": "optimal", "objective": None, "variables": variables}
+
+
+# Points a simulator with any check of the problem's conditions rejects at least one of. A 1.5B model's
+# simulator computed the objective and checked nothing; its one test (a feasible case) passed, and it was
+# accepted as the referee.
+EXTREMES = (0.0, 1e6, -1e6)
 
 
 def accept_simulator(referee: Referee, spec: ProblemSpec) -> Acceptance:
@@ -82,6 +91,13 @@ def accept_simulator(referee: Referee, spec: ProblemSpec) -> Acceptance:
             False,
             "simulate() crashed on a well-formed solution (every variable at its lower bound, or 0):\n"
             f"{verdict.error[-4000:]}{notes}",
+        )
+    if all(referee.check(probe_solution(spec, at)["variables"], 1e-6, candidate).feasible for at in EXTREMES):
+        return Acceptance(
+            False,
+            "simulate() judges every solution feasible, even every variable at 0, at 1,000,000 and at -1,000,000: "
+            "it checks none of the problem's conditions. Add one check per condition of the problem text "
+            f"(limits, requirements, bounds, whole numbers).{notes}",
         )
     referee.adopt(candidate)
     return Acceptance(True)

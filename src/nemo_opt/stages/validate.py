@@ -188,11 +188,42 @@ def validate(
     else:
         report = _judge(spec, workspace, referee, solution, records / f"simulation_{suffix}.json", atol, rtol)
         report.optimizer, report.round, report.attempt = optimizer, round_number, attempt
+        if solution.status is SolveStatus.UNBOUNDED:
+            report.issues.extend(_unbounded_direction(spec, workspace, referee, solution, folder))
         if report.passed:
             _level(spec, workspace, referee, solution, folder, records, report, suffix, probes, atol, rtol, time_limit)
     report.referee_version = referee.current.number if referee.current else 0
     _record(workspace, records / f"validation_{suffix}.json", report.model_dump(mode="json"))
     return report
+
+
+def _unbounded_direction(
+    spec: ProblemSpec, workspace: Workspace, referee: Referee, solution: Solution, folder: Path
+) -> list[Issue]:
+    """For an unbounded model: the decisions of its exported model that can grow without end (empty when it
+    exported none or no direction is found)."""
+    from nemo_opt.stages.crosscheck import load_exported_model
+    from nemo_opt.stages.ray import improving_direction
+
+    loaded = load_exported_model(workspace, folder, solution, spec, referee.sandbox)
+    if isinstance(loaded, str):
+        return []
+    model, mapping = loaded
+    names = {j: f"{name}[{','.join(key)}]" if key else name for j, (name, key) in mapping.items()}
+    direction = improving_direction(model, names)
+    if not direction:
+        return []
+    moves = ", ".join(f"{name} {'up' if step > 0 else 'down'}" for name, step in list(direction.items())[:8])
+    more = f" (and {len(direction) - 8} more)" if len(direction) > 8 else ""
+    return [
+        Issue(
+            kind="unbounded_direction",
+            message=f"in your model the objective improves without end by moving {moves}{more}: no constraint "
+            "limits that. Find the condition of the problem text that limits these decisions (a resource they "
+            "use, a demand, a budget) and make sure its constraint includes every decision that uses it.",
+            variables=list(direction),
+        )
+    ]
 
 
 def _record(workspace: Workspace, path: Path, data: Any) -> None:
