@@ -11,6 +11,7 @@ from nemo_opt.sandbox import make_sandbox
 from nemo_opt.sandbox.base import Limits
 from nemo_opt.solution import SolveStatus
 from nemo_opt.spec import ProblemSpec, data_from_spec
+from nemo_opt.stages.context import CHECK_PLACEHOLDER
 from nemo_opt.stages.referee import Referee
 from nemo_opt.stages.simulate import accept_simulator, probe_solution
 from nemo_opt.stages.validate import check_domains, check_shapes, validate
@@ -129,6 +130,10 @@ def test_a_simulator_that_checks_nothing_is_not_accepted(workspace: Workspace) -
         "    return {'feasible': True",
         "    low = float(make['chair']) < 10\n    return {'feasible': not low",
     )
+    # The skeleton's placeholder check left in place is named, not reported as a crash.
+    workspace.write_text("simulator/simulator.py", code.replace("    low =", f"    {CHECK_PLACEHOLDER}\n    low =", 1))
+    verdict = accept_simulator(referee, SPEC)
+    assert not verdict.ok and "still has the placeholder line" in verdict.reason
     workspace.write_text("simulator/simulator.py", code)
     assert accept_simulator(referee, SPEC).ok
 

@@ -59,17 +59,22 @@ def test_an_unnamed_block_goes_to_the_file_its_content_belongs_to() -> None:
 
 
 def test_the_simulator_skeletons_checks_apply_the_tolerance(tmp_path: Path) -> None:
-    from nemo_opt.stages.context import simulator_skeleton
+    from nemo_opt.stages.context import CHECK_PLACEHOLDER, simulator_skeleton
 
     skeleton = simulator_skeleton(ProblemSpec.model_validate(SPEC))
-    body = skeleton.replace(
-        "    objective = ...",
-        "    at_most('carpentry', 4 * make['table'] + 3 * make['chair'], 240, ['make'])\n"
-        "    at_least('chair orders', make['chair'], 10, ['make'])\n"
-        "    exactly('balance', make['table'] - make['table'], 0, ['make'])\n"
-        "    whole('whole tables', make['table'], ['make'])\n"
-        "    objective = ...",
-    ).replace("objective = ...", "objective = 70 * make['table'] + 50 * make['chair']")
+    assert CHECK_PLACEHOLDER in skeleton  # an open call the agent must replace, not a commented example
+    body = (
+        skeleton.replace(f"    {CHECK_PLACEHOLDER}", "    pass")
+        .replace(
+            "    objective = ...",
+            "    at_most('carpentry', 4 * make['table'] + 3 * make['chair'], 240, ['make'])\n"
+            "    at_least('chair orders', make['chair'], 10, ['make'])\n"
+            "    exactly('balance', make['table'] - make['table'], 0, ['make'])\n"
+            "    whole('whole tables', make['table'], ['make'])\n"
+            "    objective = ...",
+        )
+        .replace("objective = ...", "objective = 70 * make['table'] + 50 * make['chair']")
+    )
     namespace: dict[str, object] = {}
     exec(compile(body, "simulator.py", "exec"), namespace)  # noqa: S102 - the test's own code
     simulate = namespace["simulate"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from nemo_opt.spec import DecisionVariable, ProblemSpec, VarType, data_from_spec
 
 __all__ = [
+    "CHECK_PLACEHOLDER",
     "DATA_CHARS",
     "TESTS_HEADER",
     "TESTS_SKELETON",
@@ -185,9 +186,10 @@ def simulator_skeleton(spec: ProblemSpec) -> str:
             lines.append(f"    {ident} = value({var.name!r})")
     lines += [
         "",
-        "    # one check per condition of the problem text, e.g.",
-        '    # at_most("<condition>", <amount used>, <limit from the text>, ["<variable>", ...])',
-        '    # whole("<variable> is a whole number", <value>, ["<variable>"])  # when the text requires it',
+        # Open calls, not commented examples: a 1.5B model filled `objective = ...` but left commented
+        # example checks as they were, and its simulator checked nothing.
+        "    # one line per condition of the problem text (at_most, at_least, exactly, whole):",
+        f"    {CHECK_PLACEHOLDER}  # (name, amount used, limit from the text, variables)",
         "",
         "    objective = ...  # the objective value of this solution, computed from the problem text",
         '    return {"feasible": not violations, "objective": objective, "violations": violations}',
@@ -195,6 +197,7 @@ def simulator_skeleton(spec: ProblemSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+CHECK_PLACEHOLDER = 'at_most("<condition>", ..., ..., [...])'
 # The checks a simulator needs, with the tolerance rule written once (problem-independent: which conditions
 # to check and with which numbers stays the agent's, from D). A 1.5B model wrote each violation dict out in full
 # (five lines per check) and its simulator was cut at the reply's token limit; these make a check one line.

@@ -15,6 +15,7 @@ from nemo_opt.result import Event
 from nemo_opt.solution import ValidationReport
 from nemo_opt.spec import ProblemSpec, VarType, index_keys
 from nemo_opt.stages.context import (
+    CHECK_PLACEHOLDER,
     TESTS_SKELETON,
     sets_text,
     simulator_skeleton,
@@ -73,6 +74,12 @@ def accept_simulator(referee: Referee, spec: ProblemSpec) -> Acceptance:
         return Acceptance(False, candidate)
     if b"def simulate" not in candidate.files["simulator/simulator.py"]:
         return Acceptance(False, "simulator/simulator.py does not define simulate(solution, data, tol).")
+    if CHECK_PLACEHOLDER.encode() in candidate.files["simulator/simulator.py"]:
+        return Acceptance(
+            False,
+            f"simulator/simulator.py still has the placeholder line `{CHECK_PLACEHOLDER}`: replace it with one "
+            'line per condition of the problem text, e.g. `at_most("hours", 2 * a + 3 * b, 100, ["a", "b"])`.',
+        )
     notes = "".join(f"\nNot part of the simulator: simulator/{n} ({why})." for n, why in candidate.refused.items())
     tests = referee.run_tests(candidate)
     if isinstance(tests, str):
