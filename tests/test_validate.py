@@ -101,6 +101,7 @@ def test_simulator_acceptance_runs_its_tests_and_a_probe(workspace: Workspace) -
     workspace.write_text("simulator/test_simulator.py", "def test_wrong():\n    assert 1 == 2\n")
     verdict = accept_simulator(referee, SPEC)
     assert not verdict.ok and "tests fail" in verdict.reason and "assert 1 == 2" in verdict.reason
+    assert "fix the test instead" in verdict.reason and "as arithmetic on the numbers" in verdict.reason
     workspace.write_text("simulator/test_simulator.py", "x = 1\n")
     assert "collected no tests" in accept_simulator(referee, SPEC).reason
     # Refused candidates never replace the accepted version.

@@ -65,6 +65,15 @@ def probe_solution(spec: ProblemSpec, at: float | None = None) -> dict[str, obje
 EXTREMES = (0.0, 1e6, -1e6)
 
 
+# A 1.5B model's test asserted an objective of 3650 for 20 tables and 15 chairs at 70 and 50 (it is 2150, as its
+# simulator said) and it rewrote the simulator, not the test, three times.
+_TESTS_HINT = (
+    "Either file may be wrong: if the simulator follows the problem text, fix the test instead. Write a test's "
+    "expected objective as arithmetic on the numbers of the text (e.g. `70 * 20 + 50 * 15`), not as a number "
+    "worked out by hand, and make its feasible solution meet every condition of the text."
+)
+
+
 def accept_simulator(referee: Referee, spec: ProblemSpec) -> Acceptance:
     """The simulator's submit check, on exactly what will be frozen: its files are read through the safe door,
     its tests run in isolation (a fresh folder, ``python -I -B``, no conftest), it must not crash on a
@@ -90,7 +99,7 @@ def accept_simulator(referee: Referee, spec: ProblemSpec) -> Acceptance:
         return Acceptance(
             False,
             f"the simulator tests fail when run on their own ({TEST_COMMAND}, in a fresh folder holding only "
-            f"simulator/*.py and data.json; {tests.describe()}):\n{tests.output[-4000:]}{notes}",
+            f"simulator/*.py and data.json; {tests.describe()}):\n{tests.output[-4000:]}{notes}\n{_TESTS_HINT}",
         )
     verdict = referee.check(probe_solution(spec)["variables"], 1e-6, candidate)
     if not verdict.ok:
