@@ -163,6 +163,7 @@ def simulator_skeleton(spec: ProblemSpec) -> str:
         "def simulate(solution, data, atol=1e-6, rtol=1e-6):",
         "    violations = []",
         "",
+        *_CHECK_HELPERS,
         "    def value(name, *keys):",
         "        try:",
         "            v = solution[name]",
@@ -170,11 +171,9 @@ def simulator_skeleton(spec: ProblemSpec) -> str:
         "                v = v[str(k)]",
         "            return float(v)",
         "        except (KeyError, TypeError, ValueError):",
-        '            violations.append({"constraint": "missing_value", "amount": 1.0, "variables": [name],',
-        '                               "detail": f"no value for {name} {list(keys)}"})',
+        '            violated("missing_value", 1.0, [name], f"no value for {name} {list(keys)}")',
         "            return 0.0",
         "",
-        *_CHECK_HELPERS,
     ]
     for var in spec.variables:
         ident = _identifier(var.name)

@@ -24,8 +24,7 @@ def improving_direction(model: ModelRows, names: dict[int, str]) -> dict[str, fl
     without end and no row or bound of ``model`` stops it; None when there is none or it cannot be computed."""
     if model.quadratic or not model.columns:
         return None
-    n = len(model.columns)
-    matrix = sparse.csr_matrix(model.matrix)
+    matrix = model.matrix
     blocks, limits = [], []
     upper, lower = np.isfinite(model.row_upper), np.isfinite(model.row_lower)
     if upper.any():  # rows with an upper side: A d <= 0
@@ -52,4 +51,8 @@ def improving_direction(model: ModelRows, names: dict[int, str]) -> dict[str, fl
         return None
     if result.status != 0 or result.x is None or result.fun > -_TOL:
         return None
-    return {names.get(j, model.columns[j]): float(result.x[j]) for j in range(n) if abs(result.x[j]) > 1e-7}
+    return {
+        names.get(j, column): float(step)
+        for j, (column, step) in enumerate(zip(model.columns, result.x, strict=True))
+        if abs(step) > 1e-7
+    }

@@ -237,9 +237,11 @@ class Referee:
         except ValidationError as exc:
             return SimVerdict(ok=False, error=f"unreadable simulator verdict: {exc.errors()[0]['msg']}")
 
-    def check_batch(self, points: list[dict[str, Any]], tol: float) -> list[SimVerdict] | str:
+    def check_batch(
+        self, points: list[dict[str, Any]], tol: float, version: RefereeVersion | None = None
+    ) -> list[SimVerdict] | str:
         """Verdicts for many variable mappings in one isolated run; a string says why none came."""
-        raw, error = self._judge(points, True, tol, None)
+        raw, error = self._judge(points, True, tol, version)
         if raw is None:
             return error
         if isinstance(raw, dict):  # the whole batch failed (e.g. the simulator does not import)

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, cast
 
 from nemo_opt.agent.base import Acceptance, Agent, AgentResult, AgentStatus, AgentTask
 from nemo_opt.llm.base import Message, Usage
@@ -41,9 +42,7 @@ def probe_solution(spec: ProblemSpec, at: float | None = None) -> dict[str, obje
     every variable at ``at`` when given."""
     variables: dict[str, object] = {}
     for var in spec.variables:
-        value = var.lower if var.lower is not None else (var.upper if var.upper is not None else 0.0)
-        if at is not None:
-            value = at
+        value = at if at is not None else var.lower if var.lower is not None else var.upper or 0.0
         if var.type is not VarType.CONTINUOUS:
             value = float(round(value))
         if not var.indices:
@@ -108,7 +107,9 @@ def accept_simulator(referee: Referee, spec: ProblemSpec) -> Acceptance:
             "simulate() crashed on a well-formed solution (every variable at its lower bound, or 0):\n"
             f"{verdict.error[-4000:]}{notes}",
         )
-    if all(referee.check(probe_solution(spec, at)["variables"], 1e-6, candidate).feasible for at in EXTREMES):
+    points = [cast(dict[str, Any], probe_solution(spec, at)["variables"]) for at in EXTREMES]
+    extremes = referee.check_batch(points, 1e-6, candidate)
+    if not isinstance(extremes, str) and all(verdict.feasible for verdict in extremes):
         return Acceptance(
             False,
             "simulate() judges every solution feasible, even every variable at 0, at 1,000,000 and at -1,000,000: "

@@ -202,15 +202,14 @@ def _unbounded_direction(
 ) -> list[Issue]:
     """For an unbounded model: the decisions of its exported model that can grow without end (empty when it
     exported none or no direction is found)."""
-    from nemo_opt.stages.crosscheck import load_exported_model
+    from nemo_opt.stages.crosscheck import _reference, load_exported_model
     from nemo_opt.stages.ray import improving_direction
 
     loaded = load_exported_model(workspace, folder, solution, spec, referee.sandbox)
     if isinstance(loaded, str):
         return []
     model, mapping = loaded
-    names = {j: f"{name}[{','.join(key)}]" if key else name for j, (name, key) in mapping.items()}
-    direction = improving_direction(model, names)
+    direction = improving_direction(model, {j: _reference(name, key) for j, (name, key) in mapping.items()})
     if not direction:
         return []
     moves = ", ".join(f"{name} {'up' if step > 0 else 'down'}" for name, step in list(direction.items())[:8])
