@@ -166,7 +166,8 @@ def simulator_task(
         finish_file=_finish_simulator_file if whole_files else None,
         file_signs={SIMULATOR_FILE: r"^\s*def simulate\(", TESTS_FILE: r"^\s*def test_\w*\("},
         file_hints={
-            TESTS_FILE: f"Complete this file with values worked out by hand:\n\n```python\n{TESTS_SKELETON}```"
+            TESTS_FILE: "Complete this file (expected values as arithmetic on the text's numbers):\n\n"
+            f"```python\n{TESTS_SKELETON}```"
         },
     )
 
