@@ -12,7 +12,7 @@ from nemo_opt.cli import cli
 from nemo_opt.pipeline import Pipeline
 from nemo_opt.settings import Settings
 from nemo_opt.testing import OpenAICompatServer, Reply, RoleRouter
-from tests.scenarios import EXTRACT, OPTIMIZER, call, product_mix, say
+from tests.scenarios import EXTRACT, OPTIMIZER, SIMULATOR, call, product_mix, say
 
 REPO = Path(__file__).resolve().parent.parent
 PROBLEM = (REPO / "examples" / "product_mix.md").read_text()
@@ -124,3 +124,24 @@ def test_command_timeout_stops_a_hanging_model_and_the_agent_is_told(settings: S
     assert result.exit_code == 4 and "step limit of 2 reached" in (result.error or "")
     trajectory = (result.folder / "trajectories" / "optimizer_1.json").read_text()
     assert "stopped: timeout limit reached" in trajectory and "Submit refused" in trajectory
+
+
+@pytest.mark.parametrize("simulator_steps", [None, 6])
+def test_the_simulator_has_its_own_step_budget(settings: Settings, simulator_steps: int | None) -> None:
+    """Two looks around cost the simulator two of its steps: with the optimizers' budget of 4 it runs out before it
+    submits; with simulator_max_steps 6 it finishes, the optimizer still limited to 4."""
+    settings.agent_max_steps = 4
+    settings.simulator_max_steps = simulator_steps
+    settings.optimizers = 1
+    looking = [say("Let me look first.", call("bash", command="ls -la")) for _ in range(2)]
+    router = RoleRouter(
+        {EXTRACT: [product_mix.EXTRACTION], SIMULATOR: looking + product_mix.SIMULATOR, OPTIMIZER: RIGHT}
+    )
+    with OpenAICompatServer(router) as server:
+        settings.model = f"openai-compatible:scripted@{server.url}"
+        result = Pipeline(settings).solve(PROBLEM)
+    trajectory = (result.folder / "trajectories" / "simulator.json").read_text()
+    if simulator_steps is None:
+        assert not result.verified and "step limit of 4 reached" in trajectory
+    else:
+        assert result.verified and router.remaining(SIMULATOR) == 0 and "step limit" not in trajectory

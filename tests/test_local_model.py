@@ -82,6 +82,7 @@ def test_local_model_profile_unless_set_explicitly(gguf: Path) -> None:
     profile = load_settings({"model": f"local:{gguf}"}, environ={})
     assert (profile.agent_protocol, profile.llm_concurrency, profile.llm_timeout) == ("files", 1, 1800.0)
     assert (profile.agent_max_steps, profile.repair_rounds, profile.memory_optimizers) == (4, 1, False)
+    assert profile.simulator_max_steps == 6
     assert (profile.agent_temperature, profile.memory_extract, profile.extractions) == (0.3, False, 1)
     explicit = load_settings({"model": f"local:{gguf}", "agent_protocol": "tools", "llm_timeout": 60.0}, environ={})
     assert (explicit.agent_protocol, explicit.llm_timeout) == ("tools", 60.0)

@@ -72,6 +72,9 @@ def _default_home() -> Path:
 # - agent_protocol files, agent_max_steps 4, repair_rounds 1, no examples in the agents' prompts: each reply is
 #   a whole file that the harness saves, runs and checks (see nemo_opt.agent.loop), so an attempt is one call of
 #   about 1,000 prompt tokens instead of a bash session of 2-4k-token steps at 140-170 s each.
+# - simulator_max_steps 6: the optimizers were done after one reply each on examples/product_mix.md (three runs),
+#   while the simulator used all 4 steps in three of four runs (a placeholder left in, then its own tests wrong)
+#   and the run ended unverified with the right answer in hand.
 # - llm_max_tokens 1536: llama-cpp-python's server otherwise lets a reply run to the context length (16k tokens,
 #   about 25 minutes here) when a small model loops (a simulator reply repeated one check until cut at 2,048
 #   tokens, 194 s); a whole model file or P* was 300-1,200 tokens on the first NL4OPT items.
@@ -85,6 +88,7 @@ LOCAL_MODEL_PROFILE: dict[str, Any] = {
     "extract_retry": True,
     "agent_protocol": "files",
     "agent_max_steps": 4,
+    "simulator_max_steps": 6,
     "repair_rounds": 1,
     "memory_simulator": False,
     "memory_optimizers": False,
@@ -232,6 +236,9 @@ class Settings(BaseModel):
         description="builtin: nemo-opt's agent loop; mini-swe-agent: its loop, same sandbox (minisweagent extra).",
     )
     agent_max_steps: int = Field(40, ge=1, description="Most model turns one agent may take.")
+    simulator_max_steps: int | None = Field(
+        None, ge=1, description="Most model turns the simulator agent may take (default: agent_max_steps)."
+    )
     agent_max_tokens: int = Field(600_000, ge=1, description="Most tokens (in + out) one agent may spend.")
     agent_max_seconds: float = Field(1800.0, gt=0, description="Wall-clock budget of one agent, in seconds.")
     agent_observation_chars: int = Field(12_000, ge=500, description="Longest command output shown to an agent.")
@@ -543,6 +550,7 @@ SHAPE_SETTINGS = (
     "agent_protocol",
     "agent_backend",
     "agent_max_steps",
+    "simulator_max_steps",
     "repair_rounds",
     "atol",
     "rtol",

@@ -257,9 +257,8 @@ class AgentsStage(BaseStage):
         s = ctx.settings
         remaining = ctx.remaining_seconds()
         seconds = s.agent_max_seconds if remaining is None else max(1.0, min(s.agent_max_seconds, remaining))
-        limits = AgentLimits(
-            s.agent_max_steps, s.agent_max_tokens, seconds, s.sandbox_timeout, s.agent_observation_chars
-        )
+        steps = s.simulator_max_steps if role == "simulator" and s.simulator_max_steps else s.agent_max_steps
+        limits = AgentLimits(steps, s.agent_max_tokens, seconds, s.sandbox_timeout, s.agent_observation_chars)
         return make_agent(
             s.agent_backend,
             ctx.llm(stage, role),
