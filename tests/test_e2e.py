@@ -291,7 +291,11 @@ def test_product_mix_with_whole_file_agents(settings: Settings) -> None:
     sim = _requests_of(server, SIMULATOR)
     assert "Now reply with the complete file `simulator/test_simulator.py`" in sim[1]["messages"][-1]["content"]
     assert "1 failed" in sim[2]["messages"][-1]["content"] and "4000" in sim[2]["messages"][-1]["content"]
-    assert "def value(name, *keys)" in sim[0]["messages"][1]["content"]  # the shape of a solution, from P*
+    prompt = sim[0]["messages"][1]["content"]
+    assert "make = {i: value('make', i) for i in data['products']}" in prompt  # a solution's shape, from P*
+    assert "def at_most" not in prompt  # the helpers are put in the saved file, not written by the agent
+    saved = (result.folder / "simulator" / "simulator.py").read_text()
+    assert saved.count("def at_most(") == 1 and "def _value(" in saved  # its own helpers are kept beside them
     opt = _requests_of(server, OPTIMIZER)
     assert "no ```python block" in opt[1]["messages"][-1]["content"]
     # A request carries the task and the latest attempt only: the prose-only first reply is gone by the repair.
@@ -311,3 +315,30 @@ def test_product_mix_with_whole_file_agents(settings: Settings) -> None:
     saved = json.loads((package / "solution.json").read_text())
     assert saved["variables"] == {"make": {"table": 30.0, "chair": 40.0}}
     assert saved["columns"] == {"make_table": "make[table]", "make_chair": "make[chair]"}
+
+
+def test_a_simulator_that_cannot_work_is_fixed_before_its_tests_are_asked_for(settings: Settings) -> None:
+    """A 1.5B model's first simulator kept the skeleton's placeholder check; the next one named a variable it
+    never defined. Each is said back at once and the simulator asked for again, not the tests."""
+    from nemo_opt.spec import ProblemSpec
+    from nemo_opt.stages.context import CHECK_PLACEHOLDER, simulator_skeleton
+
+    settings.agent_protocol = "files"
+    settings.simulator_max_steps = 4  # two failed drafts and the wrong tests: the working simulator is no step
+    skeleton = simulator_skeleton(ProblemSpec.model_validate(whole_files.SPEC))
+    filled = skeleton.replace("objective = ...", "objective = 70 * make['table'] + 50 * make['chair']")
+    crashing = filled.replace(CHECK_PLACEHOLDER, "at_most('carpentry', 4 * tables + 3 * chairs, 240, ['make'])")
+    drafts = [Reply(text=f"```python\n{filled}```\n"), Reply(text=f"```python\n{crashing}```\n")]
+    router = RoleRouter(
+        {EXTRACT: [whole_files.EXTRACTION], SIMULATOR: drafts + whole_files.SIMULATOR, OPTIMIZER: whole_files.OPTIMIZER}
+    )
+    with OpenAICompatServer(router) as server:
+        settings.model = f"openai-compatible:scripted@{server.url}"
+        result = Pipeline(settings).solve((REPO / "examples" / "product_mix.md").read_text())
+    assert result.verified and result.objective == pytest.approx(whole_files.EXPECTED_OBJECTIVE)
+    said = [r["messages"][-1]["content"] for r in _requests_of(server, SIMULATOR)[1:]]
+    assert "still has the placeholder line" in said[0] and "NameError" in said[1]
+    for text in said[:2]:
+        assert "Reply with the complete file `simulator/simulator.py`, fixed" in text and "test_a_feasible" not in text
+    assert "Now reply with the complete file `simulator/test_simulator.py`" in said[2]  # the tests come next
+    assert "def at_most" not in said[1]  # the file as it stands is shown without the system's helpers

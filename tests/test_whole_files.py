@@ -59,10 +59,16 @@ def test_an_unnamed_block_goes_to_the_file_its_content_belongs_to() -> None:
 
 
 def test_the_simulator_skeletons_checks_apply_the_tolerance(tmp_path: Path) -> None:
-    from nemo_opt.stages.context import CHECK_PLACEHOLDER, simulator_skeleton
+    from nemo_opt.stages.context import (
+        CHECK_PLACEHOLDER,
+        simulator_skeleton,
+        with_simulator_helpers,
+        without_simulator_helpers,
+    )
 
     skeleton = simulator_skeleton(ProblemSpec.model_validate(SPEC))
     assert CHECK_PLACEHOLDER in skeleton  # an open call the agent must replace, not a commented example
+    assert "def at_most" not in skeleton and "def value" not in skeleton  # the system's, not the agent's to copy
     body = (
         skeleton.replace(f"    {CHECK_PLACEHOLDER}", "    pass")
         .replace(
@@ -75,16 +81,28 @@ def test_the_simulator_skeletons_checks_apply_the_tolerance(tmp_path: Path) -> N
         )
         .replace("objective = ...", "objective = 70 * make['table'] + 50 * make['chair']")
     )
-    namespace: dict[str, object] = {}
-    exec(compile(body, "simulator.py", "exec"), namespace)  # noqa: S102 - the test's own code
-    simulate = namespace["simulate"]
-    data = _data()
-    ok = simulate({"make": {"table": 30.0000000001, "chair": 40.0}}, data)  # type: ignore[operator]
-    assert ok["feasible"] and ok["objective"] == pytest.approx(4100.0)
-    bad = simulate({"make": {"table": 60.5, "chair": 9.0}}, data)  # type: ignore[operator]
-    assert {v["constraint"] for v in bad["violations"]} == {"carpentry", "chair orders", "whole tables"}
-    carpentry = next(v for v in bad["violations"] if v["constraint"] == "carpentry")
-    assert carpentry["amount"] == pytest.approx(4 * 60.5 + 27 - 240) and carpentry["variables"] == ["make"]
+    saved = with_simulator_helpers(body)
+    assert with_simulator_helpers(saved) == saved  # the agent sending the saved file back: one copy, not two
+    assert without_simulator_helpers(saved) == body  # what the agent is shown of its file
+    # The agent's own names for simulate's parameters, and a helper of its own, are kept working.
+    renamed = with_simulator_helpers(
+        body.replace("def simulate(solution, data, atol=1e-6, rtol=1e-6):", "def simulate(sol, data, tol=1e-6):")
+        + "\n\ndef whole(name, v, variables):\n    pass  # the agent's own: never a violation\n"
+    )
+    for code in (saved, renamed):
+        namespace: dict[str, object] = {}
+        exec(compile(code, "simulator.py", "exec"), namespace)  # noqa: S102 - the test's own code
+        simulate = namespace["simulate"]
+        data = _data()
+        ok = simulate({"make": {"table": 30.0000000001, "chair": 40.0}}, data)  # type: ignore[operator]
+        assert ok["feasible"] and ok["objective"] == pytest.approx(4100.0)
+        bad = simulate({"make": {"table": 60.5, "chair": 9.0}}, data)  # type: ignore[operator]
+        expected = {"carpentry", "chair orders"} | ({"whole tables"} if code is saved else set())
+        assert {v["constraint"] for v in bad["violations"]} == expected
+        carpentry = next(v for v in bad["violations"] if v["constraint"] == "carpentry")
+        assert carpentry["amount"] == pytest.approx(4 * 60.5 + 27 - 240) and carpentry["variables"] == ["make"]
+        missing = simulate({"make": {"table": 1.0}}, data)  # type: ignore[operator]
+        assert "missing_value" in {v["constraint"] for v in missing["violations"]}
 
 
 def _run(folder: Path, body: str, names: list[str], data: dict[str, object]) -> tuple[int, str]:

@@ -30,7 +30,10 @@ class AgentTask:
     agent's file tools may write (default: ``workdir``); its sandbox should be scoped to the same folder.
     ``files`` are the paths (from ``workdir``) a reply of the whole-file protocol carries, and ``finish_file``
     turns what the model wrote for a path into what is saved there (e.g. the harness's fixed ending of a
-    model); the saved file is what the check judges. ``file_hints`` is what the agent is told when asked for
+    model); the saved file is what the check judges, and ``show_file`` is what the agent is shown of a saved file
+    (without the parts the harness put in, so it does not copy them back). ``check_file`` runs on a file saved
+    while others are still to come; what it returns (empty: nothing) is said back and that file asked for again
+    before the next. ``file_hints`` is what the agent is told when asked for
     a file after the first; ``file_signs`` tells an unnamed block's file by its content.
     """
 
@@ -44,6 +47,8 @@ class AgentTask:
     writable: Path | None = None
     files: tuple[str, ...] = ()
     finish_file: Callable[[str, str], str] | None = None
+    show_file: Callable[[str, str], str] | None = None
+    check_file: Callable[[str], str] | None = None
     file_hints: dict[str, str] = field(default_factory=dict)  # said when the agent is asked for that file
     file_signs: dict[str, str] = field(default_factory=dict)  # a regex an unnamed block of that file matches
 

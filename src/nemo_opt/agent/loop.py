@@ -300,9 +300,27 @@ class ToolLoopAgent:
         finish = task.finish_file or (lambda path, text: text)
         written = toolbox.write_files([(path, finish(path, text)) for path, text in files])
         before = len(given)
-        given.update(path for path, _ in files)
+        new = {path for path, _ in files} - given
+        given.update(new)
         pending = [path for path in task.files if path not in given]
         if pending:  # one file per reply is what a small model writes best: ask for the next before checking
+            # A file that cannot work whatever comes next (a crash, a placeholder left in) is fixed first: a 1.5B
+            # simulator agent otherwise spent a reply on tests for a simulator the check then refused unseen.
+            # A new file counts as given once it passes, so each failed draft is an attempt of the budget and
+            # the reply that first delivers it working is not.
+            check = task.check_file or (lambda path: "")
+            for path, _ in files:
+                problem = check(path)
+                if problem:
+                    if path in new:
+                        given.discard(path)
+                    return [
+                        Message(
+                            "user",
+                            f"{written}\nThe system ran `{path}`: {problem}\nReply with the complete file `{path}`, "
+                            "fixed, in one ```python block.",
+                        )
+                    ], ""
             if len(given) > before:  # delivering a new file of the task is not an attempt: no step of the budget
                 self._deliveries += 1
             hint = task.file_hints.get(pending[0], "")
@@ -321,6 +339,8 @@ class ToolLoopAgent:
                 text = self.workspace.read_text(self.workspace.relative(path, base=task.workdir))
             except (OSError, ValueError):
                 continue
+            if task.show_file is not None:
+                text = task.show_file(path, text)
             others.append(f"`{path}` as it stands:\n```python\n{shorten(text, 4000).rstrip()}\n```")
         shown = "\n\n" + "\n\n".join(others) if others else ""
         fix = " Fix whichever file is wrong (a test's expected value may be the mistake)." if others else ""

@@ -20,6 +20,8 @@ __all__ = [
     "names_key",
     "sets_text",
     "spec_context",
+    "with_simulator_helpers",
+    "without_simulator_helpers",
     "with_tests_header",
 ]
 
@@ -157,23 +159,14 @@ def pulp_skeleton(spec: ProblemSpec) -> str:
 
 
 def simulator_skeleton(spec: ProblemSpec) -> str:
-    """The opening of a simulator: reading each decision variable of P* from the solution by its name and index
-    sets (a missing value is a violation). Only the shape comes from P*: the checks are the agent's, from D."""
+    """The simulator file the agent completes: reading each decision variable of P* from the solution by its name
+    and index sets (a missing value is a violation), an open check to replace and the objective. The helpers it
+    calls are put in by the system when the file is saved (see with_simulator_helpers). Only the shape comes from
+    P*: the checks are the agent's, from D."""
     lines = [
         "def simulate(solution, data, atol=1e-6, rtol=1e-6):",
         "    violations = []",
-        "",
-        *_CHECK_HELPERS,
-        "    def value(name, *keys):",
-        "        try:",
-        "            v = solution[name]",
-        "            for k in keys:",
-        "                v = v[str(k)]",
-        "            return float(v)",
-        "        except (KeyError, TypeError, ValueError):",
-        '            violated("missing_value", 1.0, [name], f"no value for {name} {list(keys)}")',
-        "            return 0.0",
-        "",
+        f"    {HELPERS_NOTE}",
     ]
     for var in spec.variables:
         ident = _identifier(var.name)
@@ -197,30 +190,103 @@ def simulator_skeleton(spec: ProblemSpec) -> str:
 
 
 CHECK_PLACEHOLDER = 'at_most("<condition>", ..., ..., [...])'
+HELPERS_NOTE = "# value(name, *keys), at_most, at_least, exactly, whole: put here by the system"
 # The checks a simulator needs, with the tolerance rule written once (problem-independent: which conditions
 # to check and with which numbers stays the agent's, from D). A 1.5B model wrote each violation dict out in full
-# (five lines per check) and its simulator was cut at the reply's token limit; these make a check one line.
-_CHECK_HELPERS = [
-    "    def violated(constraint, amount, variables, detail):",
-    '        violations.append({"constraint": constraint, "amount": amount, "variables": variables, "detail": detail})',
-    "",
-    "    def at_most(constraint, used, limit, variables):",
-    "        if used - limit > atol + rtol * abs(limit):",
-    '            violated(constraint, used - limit, variables, f"{used:g} > {limit:g}")',
-    "",
-    "    def at_least(constraint, used, limit, variables):",
-    "        if limit - used > atol + rtol * abs(limit):",
-    '            violated(constraint, limit - used, variables, f"{used:g} < {limit:g}")',
-    "",
-    "    def exactly(constraint, used, target, variables):",
-    "        if abs(used - target) > atol + rtol * abs(target):",
-    '            violated(constraint, abs(used - target), variables, f"{used:g} != {target:g}")',
-    "",
-    "    def whole(constraint, v, variables):",
-    "        if abs(v - round(v)) > atol + rtol * abs(v):",
-    '            violated(constraint, abs(v - round(v)), variables, f"{v:g} is not a whole number")',
-    "",
-]
+# (five lines per check) and its simulator was cut at the reply's token limit; with these a check is one line.
+# They are not the agent's to write: shown in its skeleton, a 1.5B model copied them back in every reply (about
+# 350 of its 1,005 tokens on NL4OPT item 10, some 35 s of generation here) and once left out value(), so its
+# simulator stopped at a NameError. with_simulator_helpers puts them in the saved file.
+_HELPERS_BEGIN = "# --- the system's check helpers (value, at_most, at_least, exactly, whole) ---"
+_HELPERS_END = "# --- end of the system's check helpers ---"
+_CHECK_HELPERS = {
+    "violated": [
+        "def violated(constraint, amount, variables, detail):",
+        '    violations.append({"constraint": constraint, "amount": amount, "variables": variables, "detail": detail})',
+    ],
+    "at_most": [
+        "def at_most(constraint, used, limit, variables):",
+        "    if used - limit > atol + rtol * abs(limit):",
+        '        violated(constraint, used - limit, variables, f"{used:g} > {limit:g}")',
+    ],
+    "at_least": [
+        "def at_least(constraint, used, limit, variables):",
+        "    if limit - used > atol + rtol * abs(limit):",
+        '        violated(constraint, limit - used, variables, f"{used:g} < {limit:g}")',
+    ],
+    "exactly": [
+        "def exactly(constraint, used, target, variables):",
+        "    if abs(used - target) > atol + rtol * abs(target):",
+        '        violated(constraint, abs(used - target), variables, f"{used:g} != {target:g}")',
+    ],
+    "whole": [
+        "def whole(constraint, v, variables):",
+        "    if abs(v - round(v)) > atol + rtol * abs(v):",
+        '        violated(constraint, abs(v - round(v)), variables, f"{v:g} is not a whole number")',
+    ],
+    "value": [
+        "def value(name, *keys):",
+        "    try:",
+        "        v = solution[name]",
+        "        for k in keys:",
+        "            v = v[str(k)]",
+        "        return float(v)",
+        "    except (KeyError, TypeError, ValueError):",
+        '        violated("missing_value", 1.0, [name], f"no value for {name} {list(keys)}")',
+        "        return 0.0",
+    ],
+}
+_SIGNATURE = re.compile(r"^(\s*)def\s+simulate\s*\(")
+_PARAMETERS = re.compile(r"def\s+simulate\s*\((.*?)\)\s*(->[^:]*)?:", re.S)
+
+
+def without_simulator_helpers(text: str) -> str:
+    """``text`` without the block with_simulator_helpers put in (what the agent is shown of its saved file)."""
+    lines = text.splitlines()
+    begin = next((i for i, line in enumerate(lines) if line.strip() == _HELPERS_BEGIN), None)
+    end = (
+        next((i for i in range(begin, len(lines)) if lines[i].strip() == _HELPERS_END), None)
+        if begin is not None
+        else None
+    )
+    if begin is None or end is None:
+        return text
+    del lines[begin : end + 1]
+    return "\n".join(lines) + "\n"
+
+
+def with_simulator_helpers(text: str) -> str:
+    """The simulator file as saved: the system's check helpers at the top of ``simulate``'s body (an earlier copy
+    of them, sent back by the agent, is replaced). The names the helpers use (``solution``, ``atol``, ``rtol``)
+    are bound from simulate's own parameters, whatever the agent called them; a file without ``def simulate``
+    is left as it is (the submit check says what is missing)."""
+    lines = without_simulator_helpers(text).splitlines()
+    start = next((i for i, line in enumerate(lines) if _SIGNATURE.match(line)), None)
+    match = _PARAMETERS.search("\n".join(lines[start:])) if start is not None else None
+    if start is None or match is None:
+        return text
+    header_end = start + match.group(0).count("\n")
+    indent = _SIGNATURE.match(lines[start]).group(1) + "    "  # type: ignore[union-attr]
+    names = [p.split("=")[0].split(":")[0].strip().lstrip("*") for p in match.group(1).split(",")]
+    names = [n for n in names if n.isidentifier()]
+    binds = []
+    # solution, data and the tolerance come positionally: simulate(solution, data, tol)
+    for wanted, position, default in (("solution", 0, None), ("atol", 2, "1e-6")):
+        given = names[position] if len(names) > position else None
+        if given and given != wanted:
+            binds.append(f"{wanted} = {given}")
+        elif not given and default is not None:
+            binds.append(f"{wanted} = {default}")
+    if "rtol" not in names:
+        binds.append("rtol = 1e-6")
+    block = [_HELPERS_BEGIN, *binds, "violations = []"]
+    for name, helper in _CHECK_HELPERS.items():  # one the agent defined itself (any signature) stays its own
+        if not re.search(rf"^\s*def\s+{name}\s*\(", "\n".join(lines), re.M):
+            block += ["", *helper]
+    block.append(_HELPERS_END)
+    lines[header_end + 1 : header_end + 1] = [indent + line if line else "" for line in block]
+    return "\n".join(lines) + "\n"
+
 
 TESTS_HEADER = """import json
 import sys
@@ -240,7 +306,7 @@ def test_a_feasible_solution():
     solution = ...  # small values that meet every condition of the problem text
     verdict = simulate(solution, DATA)
     assert verdict["feasible"], verdict["violations"]
-    expected = ...  # this solution's objective as arithmetic on the numbers of the text, e.g. 3 * 10 + 2 * 5
+    expected = ...  # this solution's objective as arithmetic: <number from the text> * <value above> + ...
     assert abs(verdict["objective"] - expected) < 1e-6
 
 

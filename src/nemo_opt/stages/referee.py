@@ -115,8 +115,9 @@ class Referee:
         """Whether agents are kept from the referee (bubblewrap with write scopes); the plain backend cannot."""
         return bool(getattr(self.sandbox, "enforces_scope", False))
 
-    def candidate(self) -> RefereeVersion | str:
-        """The live ``simulator/`` as a would-be version; a string says why it cannot be one."""
+    def candidate(self, *, tests: bool = True) -> RefereeVersion | str:
+        """The live ``simulator/`` as a would-be version; a string says why it cannot be one. ``tests=False``:
+        a draft whose tests are still to come (to run it, never to adopt it)."""
         staged: dict[str, bytes] = {}
         refused: dict[str, str] = {}
         try:
@@ -135,7 +136,7 @@ class Referee:
                 )
             except (DoorRefused, OSError) as exc:
                 refused[name] = str(exc)
-        for required in ("simulator.py", "test_simulator.py"):
+        for required in ("simulator.py", "test_simulator.py") if tests else ("simulator.py",):
             if f"simulator/{required}" not in staged:
                 why = refused.get(required, "it does not exist")
                 return f"simulator/{required} cannot be used: {why}"

@@ -21,9 +21,11 @@ from nemo_opt.stages.context import (
     sets_text,
     simulator_skeleton,
     spec_context,
+    with_simulator_helpers,
     with_tests_header,
+    without_simulator_helpers,
 )
-from nemo_opt.stages.referee import Referee
+from nemo_opt.stages.referee import Referee, RefereeVersion
 from nemo_opt.workspace import Workspace
 
 __all__ = ["SIMULATOR_ACCEPTANCE", "SimulatorAgentGate", "accept_simulator", "probe_solution", "simulator_task"]
@@ -68,7 +70,8 @@ EXTREMES = (0.0, 1e6, -1e6)
 # simulator said) and it rewrote the simulator, not the test, three times.
 _TESTS_HINT = (
     "Either file may be wrong: if the simulator follows the problem text, fix the test instead. Write a test's "
-    "expected objective as arithmetic on the numbers of the text (e.g. `70 * 20 + 50 * 15`), not as a number "
+    "expected objective as arithmetic on the numbers of the text (each number times its value in the test's "
+    "solution, summed), not as a number "
     "worked out by hand, and make its feasible solution meet every condition of the text."
 )
 
@@ -80,15 +83,10 @@ def accept_simulator(referee: Referee, spec: ProblemSpec) -> Acceptance:
     candidate = referee.candidate()
     if isinstance(candidate, str):
         return Acceptance(False, candidate)
-    if b"def simulate" not in candidate.files["simulator/simulator.py"]:
-        return Acceptance(False, "simulator/simulator.py does not define simulate(solution, data, tol).")
-    if CHECK_PLACEHOLDER.encode() in candidate.files["simulator/simulator.py"]:
-        return Acceptance(
-            False,
-            f"simulator/simulator.py still has the placeholder line `{CHECK_PLACEHOLDER}`: replace it with one "
-            'line per condition of the problem text, e.g. `at_most("hours", 2 * a + 3 * b, 100, ["a", "b"])`.',
-        )
     notes = "".join(f"\nNot part of the simulator: simulator/{n} ({why})." for n, why in candidate.refused.items())
+    problem = _written_problem(candidate)
+    if problem:
+        return Acceptance(False, problem)
     tests = referee.run_tests(candidate)
     if isinstance(tests, str):
         return Acceptance(False, tests)
@@ -100,24 +98,53 @@ def accept_simulator(referee: Referee, spec: ProblemSpec) -> Acceptance:
             f"the simulator tests fail when run on their own ({TEST_COMMAND}, in a fresh folder holding only "
             f"simulator/*.py and data.json; {tests.describe()}):\n{tests.output[-4000:]}{notes}\n{_TESTS_HINT}",
         )
+    problem = _running_problem(referee, spec, candidate)
+    if problem:
+        return Acceptance(False, problem + notes)
+    referee.adopt(candidate)
+    return Acceptance(True)
+
+
+def check_simulator_draft(referee: Referee, spec: ProblemSpec) -> str:
+    """What makes the live simulator/simulator.py fail whatever its tests say (empty: nothing): asked before
+    its tests, so the agent fixes it first. The same checks as accept_simulator's, without the tests."""
+    candidate = referee.candidate(tests=False)
+    if isinstance(candidate, str):
+        return candidate
+    return _written_problem(candidate) or _running_problem(referee, spec, candidate)
+
+
+def _written_problem(candidate: RefereeVersion) -> str:
+    """What the simulator's text alone shows to be wrong (empty: nothing)."""
+    code = candidate.files["simulator/simulator.py"]
+    if b"def simulate" not in code:
+        return "simulator/simulator.py does not define simulate(solution, data, tol)."
+    if CHECK_PLACEHOLDER.encode() in code:
+        return (
+            f"simulator/simulator.py still has the placeholder line `{CHECK_PLACEHOLDER}`: replace it with one "
+            'line per condition of the problem text, e.g. `at_most("hours", 2 * a + 3 * b, 100, ["a", "b"])`.'
+        )
+    return ""
+
+
+def _running_problem(referee: Referee, spec: ProblemSpec, candidate: RefereeVersion) -> str:
+    """What running the simulator shows (empty: nothing): a crash on a well-formed solution, or no check with
+    any bite (every variable at 0, at 1e6 and at -1e6 judged feasible)."""
     verdict = referee.check(probe_solution(spec)["variables"], 1e-6, candidate)
     if not verdict.ok:
-        return Acceptance(
-            False,
+        return (
             "simulate() crashed on a well-formed solution (every variable at its lower bound, or 0):\n"
-            f"{verdict.error[-4000:]}{notes}",
+            f"{verdict.error[-4000:]}"
         )
     points = [cast(dict[str, Any], probe_solution(spec, at)["variables"]) for at in EXTREMES]
     extremes = referee.check_batch(points, 1e-6, candidate)
     if not isinstance(extremes, str) and all(verdict.feasible for verdict in extremes):
-        return Acceptance(
-            False,
+        return (
             "simulate() judges every solution feasible, even every variable at 0, at 1,000,000 and at -1,000,000: "
             "it checks none of the problem's conditions. Add one check per condition of the problem text "
-            f"(limits, requirements, bounds, whole numbers).{notes}",
+            "(limits, requirements, bounds, whole numbers)."
         )
-    referee.adopt(candidate)
-    return Acceptance(True)
+    return ""
 
 
 def simulator_task(
@@ -164,6 +191,10 @@ def simulator_task(
         writable=workspace.simulator_dir,
         files=files,
         finish_file=_finish_simulator_file if whole_files else None,
+        show_file=(lambda path, text: without_simulator_helpers(text)) if whole_files else None,
+        check_file=(lambda path: check_simulator_draft(referee, spec) if path == SIMULATOR_FILE else "")
+        if whole_files
+        else None,
         file_signs={SIMULATOR_FILE: r"^\s*def simulate\(", TESTS_FILE: r"^\s*def test_\w*\("},
         file_hints={
             TESTS_FILE: "Complete this file (expected values as arithmetic on the text's numbers):\n\n"
@@ -173,8 +204,9 @@ def simulator_task(
 
 
 def _finish_simulator_file(path: str, text: str) -> str:
-    """The whole-file protocol's saved version of a simulator file: the tests get the fixed import header."""
-    return with_tests_header(text) if path == TESTS_FILE else text
+    """The whole-file protocol's saved version of a simulator file: the tests get the fixed import header, the
+    simulator the check helpers."""
+    return with_tests_header(text) if path == TESTS_FILE else with_simulator_helpers(text)
 
 
 class SimulatorAgentGate:
