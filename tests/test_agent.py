@@ -298,3 +298,32 @@ def test_whole_file_agent_cannot_be_led_out_of_its_folder(workspace: Workspace, 
     trajectory = json.loads((workspace.trajectories / "simulator.json").read_text())
     assert "Submit refused: tests fail" in trajectory["events"][-1]["observations"][0]
     assert "as it stands" not in trajectory["events"][-1]["observations"][0]
+
+
+def test_a_file_ahead_of_the_one_asked_for_waits_for_its_turn(workspace: Workspace) -> None:
+    """Asked for the simulator, a small model also sent tests it wrote without the tests skeleton (the hint that
+    comes with asking for them): only the simulator is saved, then the tests are asked for with their hint."""
+    own = workspace.make_dirs(workspace.root / "simulator")
+    both = (
+        "simulator/simulator.py\n```python\ndef simulate(solution, data):\n    return {}\n```\n\n"
+        "simulator/test_simulator.py\n```python\ndef test_guess():\n    assert 1 == 2\n```\n"
+    )
+    tests_alone = "```python\ndef test_x():\n    assert True\n```\n"
+    llm = ScriptedLLM([Reply(text=both), Reply(text=tests_alone)])
+    sandbox = make_sandbox("auto", workspace.root, Limits(timeout=30))
+    agent = ToolLoopAgent(RecordedLLM(llm), sandbox, workspace, protocol="files", limits=AgentLimits(max_steps=2))
+    task = AgentTask(
+        "simulator",
+        "system",
+        "write the simulator",
+        workspace.root,
+        lambda: Acceptance((own / "test_simulator.py").read_text().startswith("def test_x")),
+        "tests pass",
+        writable=own,
+        files=("simulator/simulator.py", "simulator/test_simulator.py"),
+        file_hints={"simulator/test_simulator.py": "THE TESTS SKELETON"},
+    )
+    result = agent.run(task)
+    second = llm.requests[1]["messages"][-1]["content"]
+    assert "Not saved: `simulator/test_simulator.py` comes next" in second and "THE TESTS SKELETON" in second
+    assert result.status is AgentStatus.SUBMITTED and "test_guess" not in (own / "test_simulator.py").read_text()

@@ -297,8 +297,16 @@ class ToolLoopAgent:
             if label == "unusable reply":
                 label = "no file"
             raise _Unusable(f"{message} {_files_reminder(task)}", label)
+        # A file ahead of the one asked for waits for its turn and its hint: a 1.5B simulator agent wrote its
+        # tests in the reply asked for the simulator, without the tests skeleton it had not yet been shown, and
+        # they were wrong. (Alone in a reply, such a file is kept: it is what the model chose to write.)
+        asked = next((path for path in task.files if path not in given), None)
+        early = [path for path, _ in files if path not in given and path != asked]
+        held = early if any(path == asked for path, _ in files) else []
+        files = [(path, text) for path, text in files if path not in held]
         finish = task.finish_file or (lambda path, text: text)
         written = toolbox.write_files([(path, finish(path, text)) for path, text in files])
+        written += "".join(f"\nNot saved: `{path}` comes next, on its own, once this file works." for path in held)
         before = len(given)
         new = {path for path, _ in files} - given
         given.update(new)
