@@ -207,3 +207,28 @@ def test_only_code_that_reads_p_stars_numbers_shares_them() -> None:
     assert _reads_parameters("cap = data.get('finishing_available', 100)", spec)
     # Numbers from the text, data.json only for the index set: nothing shared with the other side.
     assert not _reads_parameters('used = 4 * make["table"] + 3 * make["chair"]  # for p in data["products"]', spec)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "def simulate(sol,\n  data,\n  tol=(1e-6)) -> dict:\n  at_most('x', sol['x'], 1, ['x'])\n"
+        "  return {'feasible': not violations}\n",
+        "def simulate(solution, data):\n\tat_most('x', value('x'), 1, ['x'])\n\treturn {'feasible': not violations}\n",
+    ],
+)
+def test_the_helpers_fit_the_agents_own_signature_and_indentation(code: str) -> None:
+    from nemo_opt.stages.context import with_simulator_helpers
+
+    namespace: dict[str, object] = {}
+    exec(compile(with_simulator_helpers(code), "simulator.py", "exec"), namespace)  # noqa: S102 - the test's own
+    simulate = namespace["simulate"]
+    assert simulate({"x": 2.0}, {}) == {"feasible": False}  # type: ignore[operator]
+    assert simulate({"x": 1.0000000001}, {}) == {"feasible": True}  # type: ignore[operator]
+
+
+def test_a_signature_the_helpers_cannot_place_leaves_the_file_as_it_is() -> None:
+    from nemo_opt.stages.context import with_simulator_helpers
+
+    for code in ("def simulate(" + ")->" * 20000 + "\n", "def simulate(" + "(" * 20000 + "\n", "x = 1\n"):
+        assert with_simulator_helpers(code) == code  # and at once: the signature pattern runs in linear time

@@ -237,7 +237,8 @@ _CHECK_HELPERS = {
     ],
 }
 _SIGNATURE = re.compile(r"^(\s*)def\s+simulate\s*\(")
-_PARAMETERS = re.compile(r"def\s+simulate\s*\((.*?)\)\s*(->[^:]*)?:", re.S)
+# simulate's parameters (one level of parentheses inside, as in a default value), unrolled so it runs in linear time
+_PARAMETERS = re.compile(r"def\s+simulate\s*\(([^()]*(?:\([^()]*\)[^()]*)*)\)\s*(?:->[^:\n]*)?:")
 
 
 def without_simulator_helpers(text: str) -> str:
@@ -262,11 +263,14 @@ def with_simulator_helpers(text: str) -> str:
     is left as it is (the submit check says what is missing)."""
     lines = without_simulator_helpers(text).splitlines()
     start = next((i for i, line in enumerate(lines) if _SIGNATURE.match(line)), None)
-    match = _PARAMETERS.search("\n".join(lines[start:])) if start is not None else None
+    match = _PARAMETERS.match("\n".join(lines[start : start + 12])[:4000].lstrip()) if start is not None else None
     if start is None or match is None:
         return text
     header_end = start + match.group(0).count("\n")
-    indent = _SIGNATURE.match(lines[start]).group(1) + "    "  # type: ignore[union-attr]
+    outer = _SIGNATURE.match(lines[start]).group(1)  # type: ignore[union-attr]
+    body = next((line for line in lines[header_end + 1 :] if line.strip()), "")
+    inner = body[: len(body) - len(body.lstrip())]
+    indent = inner if len(inner) > len(outer) else outer + "    "  # the body's own indentation
     names = [p.split("=")[0].split(":")[0].strip().lstrip("*") for p in match.group(1).split(",")]
     names = [n for n in names if n.isidentifier()]
     binds = []
