@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -268,16 +269,7 @@ def test_whole_file_agent_cannot_be_led_out_of_its_folder(workspace: Workspace, 
     llm = ScriptedLLM(script)
     sandbox = make_sandbox("auto", workspace.root, Limits(timeout=30))
     agent = ToolLoopAgent(RecordedLLM(llm), sandbox, workspace, protocol="files", limits=AgentLimits(max_steps=1))
-    task = AgentTask(
-        "simulator",
-        "system",
-        "write the simulator",
-        workspace.root,
-        lambda: Acceptance(False, "tests fail"),
-        "tests pass",
-        writable=own,
-        files=("simulator/simulator.py", "simulator/test_simulator.py"),
-    )
+    task = _simulator_files_task(workspace, lambda: Acceptance(False, "tests fail"))
     result = agent.run(task)
     assert result.status is AgentStatus.LIMITS_EXCEEDED
     assert outside.read_text() == "KEEP = 1\n"  # the symlink was replaced, never followed
@@ -312,18 +304,27 @@ def test_a_file_ahead_of_the_one_asked_for_waits_for_its_turn(workspace: Workspa
     llm = ScriptedLLM([Reply(text=both), Reply(text=tests_alone)])
     sandbox = make_sandbox("auto", workspace.root, Limits(timeout=30))
     agent = ToolLoopAgent(RecordedLLM(llm), sandbox, workspace, protocol="files", limits=AgentLimits(max_steps=2))
-    task = AgentTask(
-        "simulator",
-        "system",
-        "write the simulator",
-        workspace.root,
+    task = _simulator_files_task(
+        workspace,
         lambda: Acceptance((own / "test_simulator.py").read_text().startswith("def test_x")),
-        "tests pass",
-        writable=own,
-        files=("simulator/simulator.py", "simulator/test_simulator.py"),
         file_hints={"simulator/test_simulator.py": "THE TESTS SKELETON"},
     )
     result = agent.run(task)
     second = llm.requests[1]["messages"][-1]["content"]
     assert "Not saved: `simulator/test_simulator.py` comes next" in second and "THE TESTS SKELETON" in second
     assert result.status is AgentStatus.SUBMITTED and "test_guess" not in (own / "test_simulator.py").read_text()
+
+
+def _simulator_files_task(workspace: Workspace, accept: Callable[[], Acceptance], **more: Any) -> AgentTask:
+    """A whole-file simulator task writing ``simulator/``, judged by ``accept``."""
+    return AgentTask(
+        "simulator",
+        "system",
+        "write the simulator",
+        workspace.root,
+        accept,
+        "tests pass",
+        writable=workspace.root / "simulator",
+        files=("simulator/simulator.py", "simulator/test_simulator.py"),
+        **more,
+    )
