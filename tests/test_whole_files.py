@@ -176,6 +176,34 @@ def test_tracing_flags_invented_and_missing_numbers_but_accepts_stated_rules() -
     assert trace_numbers(ProblemSpec.model_validate(derived), extra).invented == []
 
 
+def test_a_bound_the_text_never_states_is_left_out_of_the_optimizer_skeleton(tmp_path: Path) -> None:
+    """NL4OPT item 11: P* bounded the cars by 16, a number the text never states; the skeleton declared it and
+    every optimizer kept it. Stated bounds (and 0, 1) stay; the one left out is named in the skeleton."""
+    from nemo_opt.stages.context import pulp_skeleton
+    from nemo_opt.stages.trace import untraced_bounds
+
+    text = (
+        "A bike can take 3 people while a car can take 5 people. At most 40% of the vehicles can be cars. "
+        "The village needs to transport at least 500 people; at least 20 bikes are available."
+    )
+    spec = ProblemSpec.model_validate(
+        {
+            "variables": [
+                {"name": "bikes", "type": "integer", "lower": 20, "upper": 500},
+                {"name": "cars", "type": "integer", "lower": 0, "upper": 16},
+            ],
+            "objective": {"sense": "minimize", "expression": "bikes"},
+        }
+    )
+    found = untraced_bounds(spec, text)
+    assert found == [{"variable": "cars", "bound": "upper", "value": 16.0}]
+    skeleton = pulp_skeleton(spec, found)
+    assert 'pulp.LpVariable("cars", lowBound=0, cat="Integer")' in skeleton
+    assert 'pulp.LpVariable("bikes", lowBound=20, upBound=500, cat="Integer")' in skeleton
+    assert "the upper bound 16 on cars is not in the problem text: left out" in skeleton
+    assert "upBound=16" in pulp_skeleton(spec)  # nothing is left out unless the trace says so
+
+
 def test_the_tests_header_replaces_the_models_own_imports_of_the_simulator() -> None:
     from nemo_opt.stages.context import TESTS_HEADER, with_tests_header
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import keyword
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from nemo_opt.spec import DecisionVariable, ProblemSpec, VarType, data_from_spec
 
@@ -115,10 +117,13 @@ def _loops(var: DecisionVariable) -> tuple[str, str, str]:
     return key, suffix, clauses
 
 
-def pulp_skeleton(spec: ProblemSpec) -> str:
+def pulp_skeleton(spec: ProblemSpec, untraced: Sequence[Mapping[str, Any]] = ()) -> str:
     """The opening of a PuLP model of ``spec``: imports, data, the problem and one declaration per decision
     variable of P* (its name, index sets, type and bounds). A mechanical translation of P*'s variables, so a
-    small model spends its reply on the objective and the constraints; it may change what the text contradicts."""
+    small model spends its reply on the objective and the constraints; it may change what the text contradicts.
+    The ``untraced`` bounds (see nemo_opt.stages.trace.untraced_bounds) are left out, and the skeleton says so: a
+    number the skeleton states, every optimizer keeps."""
+    left_out = {(b["variable"], b["bound"]) for b in untraced}
     sense = "pulp.LpMaximize" if spec.objective.sense == "maximize" else "pulp.LpMinimize"
     indexed = any(var.indices for var in spec.variables)
     lines = ["import json", "", "import pulp", ""] if indexed else ["import pulp", ""]
@@ -130,9 +135,9 @@ def pulp_skeleton(spec: ProblemSpec) -> str:
         ident = _identifier(var.name)
         args = []
         if var.type is not VarType.BINARY:
-            if var.lower is not None:
+            if var.lower is not None and (var.name, "lower") not in left_out:
                 args.append(f"lowBound={var.lower:g}")
-            if var.upper is not None:
+            if var.upper is not None and (var.name, "upper") not in left_out:
                 args.append(f"upBound={var.upper:g}")
         args.append(
             {VarType.BINARY: 'cat="Binary"', VarType.INTEGER: 'cat="Integer"'}.get(var.type, 'cat="Continuous"')
@@ -147,6 +152,11 @@ def pulp_skeleton(spec: ProblemSpec) -> str:
             lines.append(f'{ident} = pulp.LpVariable("{ident}", {", ".join(args)}){about}')
         mapping.append(f"{var.name!r}: {ident}")
     lines.append(f"VARIABLES = {{{', '.join(mapping)}}}  # P*'s name -> the variable (keep this line)")
+    for b in untraced:
+        lines.append(
+            f"# (the {b['bound']} bound {b['value']:g} on {b['variable']} is not in the problem text: left out; "
+            "add it only if the text says so)"
+        )
     lines += [
         "",
         f"# objective ({spec.objective.sense}): {spec.objective.description or ''}".rstrip(),

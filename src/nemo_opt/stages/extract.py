@@ -29,7 +29,7 @@ from nemo_opt.prompts import load_prompt
 from nemo_opt.spec import ProblemSpec, data_from_spec
 from nemo_opt.stages.base import BaseStage, RunContext
 from nemo_opt.stages.mbr import mbr_scores
-from nemo_opt.stages.trace import repair_request, trace_numbers
+from nemo_opt.stages.trace import repair_request, trace_numbers, untraced_bounds
 from nemo_opt.workspace import Workspace
 
 __all__ = ["Candidate", "ExtractStage", "ExtractionResult", "extract"]
@@ -293,7 +293,8 @@ class ExtractStage(BaseStage):
         }
         workspace.write_json(workspace.extract_dir / "extraction.json", record)
         trace = trace_numbers(spec, ctx.problem)
-        workspace.write_json(workspace.extract_dir / "trace.json", trace.as_dict())
+        bounds = untraced_bounds(spec, ctx.problem)  # left out of the optimizers' skeleton
+        workspace.write_json(workspace.extract_dir / "trace.json", {**trace.as_dict(), "bounds": bounds})
         if not trace.clean:  # flagged before any agent sees P*; the whole-file agents are told the text wins
             ctx.emit("extract", "info", f"check the data: {trace.message()}")
         detail.update(chosen=extraction.chosen, dropped=extraction.dropped, method=record["method"])

@@ -25,6 +25,7 @@ from nemo_opt.spec import ProblemSpec
 from nemo_opt.stages.context import pulp_skeleton, sets_text, spec_context
 from nemo_opt.stages.recommend import Recommendation
 from nemo_opt.stages.referee import Referee
+from nemo_opt.stages.trace import untraced_bounds
 from nemo_opt.stages.validate import check_shapes, load_solution, validate
 from nemo_opt.workspace import Workspace
 
@@ -249,7 +250,7 @@ def optimizer_task(
             variables=context.variable_list,
             objective=context.objective,
             sets=sets_text(spec),
-            skeleton=pulp_skeleton(spec).rstrip(),
+            skeleton=pulp_skeleton(spec, untraced_bounds(spec, problem)).rstrip(),
             problem=problem,
             spec=context.spec_json,
             workdir=workspace.rel(workdir),
