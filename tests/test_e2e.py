@@ -324,11 +324,12 @@ def test_a_simulator_that_cannot_work_is_fixed_before_its_tests_are_asked_for(se
     from nemo_opt.stages.context import CHECK_PLACEHOLDER, simulator_skeleton
 
     settings.agent_protocol = "files"
-    settings.simulator_max_steps = 4  # two failed drafts and the wrong tests: the working simulator is no step
+    settings.simulator_max_steps = 5  # three failed drafts and the wrong tests: the working simulator is no step
     skeleton = simulator_skeleton(ProblemSpec.model_validate(whole_files.SPEC))
     filled = skeleton.replace("objective = ...", "objective = 70 * make['table'] + 50 * make['chair']")
     crashing = filled.replace(CHECK_PLACEHOLDER, "at_most('carpentry', 4 * tables + 3 * chairs, 240, ['make'])")
-    drafts = [Reply(text=f"```python\n{filled}```\n"), Reply(text=f"```python\n{crashing}```\n")]
+    made_up = filled.replace(CHECK_PLACEHOLDER, "at_most('carpentry', 4, data['carpentry_hours_limit'], ['make'])")
+    drafts = [Reply(text=f"```python\n{code}```\n") for code in (filled, crashing, made_up)]
     router = RoleRouter(
         {EXTRACT: [whole_files.EXTRACTION], SIMULATOR: drafts + whole_files.SIMULATOR, OPTIMIZER: whole_files.OPTIMIZER}
     )
@@ -338,7 +339,9 @@ def test_a_simulator_that_cannot_work_is_fixed_before_its_tests_are_asked_for(se
     assert result.verified and result.objective == pytest.approx(whole_files.EXPECTED_OBJECTIVE)
     said = [r["messages"][-1]["content"] for r in _requests_of(server, SIMULATOR)[1:]]
     assert "still has the placeholder line" in said[0] and "NameError" in said[1]
-    for text in said[:2]:
+    assert "Neither data.json nor the solution has the key 'carpentry_hours_limit'" in said[2]
+    assert "The solution's keys are the variables make; data.json's are products," in said[2]
+    for text in said[:3]:
         assert "Reply with the complete file `simulator/simulator.py`, fixed" in text and "test_a_feasible" not in text
-    assert "Now reply with the complete file `simulator/test_simulator.py`" in said[2]  # the tests come next
+    assert "Now reply with the complete file `simulator/test_simulator.py`" in said[3]  # the tests come next
     assert "def at_most" not in said[1]  # the file as it stands is shown without the system's helpers

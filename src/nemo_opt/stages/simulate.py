@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -114,6 +115,25 @@ def check_simulator_draft(referee: Referee, spec: ProblemSpec) -> str:
     return _written_problem(candidate) or _running_problem(referee, spec, candidate)
 
 
+_KEY_ERROR = re.compile(r"KeyError: '([^'\n]{1,200})'\s*$")
+
+
+def _missing_key_hint(error: str, spec: ProblemSpec) -> str:
+    """What a KeyError in simulate() means, when it names a key neither data.json nor the solution has. On the
+    Quickstart example a 1.5B model read `data['carpentry_hours_limit']`, a key it made up, in six drafts running
+    while the traceback alone was said back."""
+    match = _KEY_ERROR.search(error.strip())
+    data_keys = [s.name for s in spec.sets] + [p.name for p in spec.parameters]
+    names = [v.name for v in spec.variables]
+    if match is None or match.group(1) in data_keys + names:
+        return ""
+    return (
+        f"\nNeither data.json nor the solution has the key {match.group(1)!r}. The solution's keys are the "
+        f"variables {', '.join(names)}; data.json's are {', '.join(data_keys) or 'none'}. Write the problem "
+        'text\'s numbers in the code itself (e.g. `at_most("hours", 2 * a + 3 * b, 100, ["a", "b"])`).'
+    )
+
+
 def _written_problem(candidate: RefereeVersion) -> str:
     """What the simulator's text alone shows to be wrong (empty: nothing)."""
     code = candidate.files["simulator/simulator.py"]
@@ -134,7 +154,7 @@ def _running_problem(referee: Referee, spec: ProblemSpec, candidate: RefereeVers
     if not verdict.ok:
         return (
             "simulate() crashed on a well-formed solution (every variable at its lower bound, or 0):\n"
-            f"{verdict.error[-4000:]}"
+            f"{verdict.error[-4000:]}{_missing_key_hint(verdict.error, spec)}"
         )
     points = [cast(dict[str, Any], probe_solution(spec, at)["variables"]) for at in EXTREMES]
     extremes = referee.check_batch(points, 1e-6, candidate)
