@@ -253,17 +253,14 @@ _PARAMETERS = re.compile(r"def\s+simulate\s*\(([^()]*(?:\([^()]*\)[^()]*)*)\)\s*
 
 def without_simulator_helpers(text: str) -> str:
     """``text`` without the block with_simulator_helpers put in (what the agent is shown of its saved file)."""
-    lines = text.splitlines()
-    begin = next((i for i, line in enumerate(lines) if line.strip() == _HELPERS_BEGIN), None)
-    end = (
-        next((i for i in range(begin, len(lines)) if lines[i].strip() == _HELPERS_END), None)
-        if begin is not None
-        else None
-    )
-    if begin is None or end is None:
+    lines = [line.strip() for line in text.splitlines()]
+    if _HELPERS_BEGIN not in lines or _HELPERS_END not in lines[lines.index(_HELPERS_BEGIN) :]:
         return text
-    del lines[begin : end + 1]
-    return "\n".join(lines) + "\n"
+    begin = lines.index(_HELPERS_BEGIN)
+    end = lines.index(_HELPERS_END, begin)
+    kept = text.splitlines()
+    del kept[begin : end + 1]
+    return "\n".join(kept) + "\n"
 
 
 def with_simulator_helpers(text: str) -> str:
@@ -294,8 +291,9 @@ def with_simulator_helpers(text: str) -> str:
     if "rtol" not in names:
         binds.append("rtol = 1e-6")
     block = [_HELPERS_BEGIN, *binds, "violations = []"]
+    own = "\n".join(lines)
     for name, helper in _CHECK_HELPERS.items():  # one the agent defined itself (any signature) stays its own
-        if not re.search(rf"^\s*def\s+{name}\s*\(", "\n".join(lines), re.M):
+        if not re.search(rf"^\s*def\s+{name}\s*\(", own, re.M):
             block += ["", *helper]
     block.append(_HELPERS_END)
     lines[header_end + 1 : header_end + 1] = [indent + line if line else "" for line in block]
