@@ -7,7 +7,11 @@ llama-cpp-python[server] when this one has none). For each of the first ``--limi
 
 - **baseline**: one prompt asking for a complete PuLP program that prints the optimal objective, at temperature
   0; the program runs once in the sandbox; its printed objective is read like a reference program's;
-- **pipeline**: ``Pipeline.solve`` with the settings given (defaults: the local-model profile).
+- **pipeline**: ``Pipeline.solve`` with the settings given (defaults: the local-model profile);
+- **samples** (alone, not part of ``both``): ``--samples K`` baseline programs per item at ``--temperature``,
+  each run once; the row is correct when the most common objective among the programs that ran is (the
+  self-consistency vote of one-call programs), and it also records how many of the K were correct, so
+  ``pass@K`` (any of them correct) is the ceiling for any method that only *selects* among K such programs.
 
 Scored with the ``strict`` preset. Prints one row per item and mode, then accuracy, verified rate, seconds and
 tokens per item; ``--json FILE`` keeps every row (appended as it is made, so a long run loses nothing) and
@@ -23,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +82,27 @@ def baseline(item: BenchItem, settings: Settings) -> dict[str, Any]:
     return {**row, "verified": False}
 
 
+def samples(item: BenchItem, settings: Settings, k: int, temperature: float) -> dict[str, Any]:
+    """K one-call programs at a temperature: the vote over the objectives that ran, and each one's score."""
+    llm = create_llm(settings.model or "", settings)
+    runs = [ask_program(llm, BASELINE_PROMPT.format(question=item.question), settings, temperature) for _ in range(k)]
+    scores = [bool(is_correct("strict", item.gold, item.answer, r["status"], r["objective"])) for r in runs]
+    answers = [r["objective"] for r in runs if r["status"] == "optimal" and r["objective"] is not None]
+    tally = Counter(round(a, 6) for a in answers)
+    vote = tally.most_common(1)[0][0] if tally else None
+    return {
+        "status": "optimal" if vote is not None else runs[0]["status"],
+        "objective": vote,
+        "verified": False,
+        "seconds": sum(r["seconds"] for r in runs),
+        "tokens": sum(r["tokens"] for r in runs),
+        "calls": k,
+        "sample_objectives": [r["objective"] for r in runs],
+        "sample_correct": sum(scores),
+        "error": "",
+    }
+
+
 def pipeline(item: BenchItem, settings: Settings) -> dict[str, Any]:
     result = Pipeline(settings).solve(item.question, item_id=item.id)
     usage = result.usage or {}
@@ -101,7 +127,9 @@ def main() -> None:
     parser.add_argument("--bench", default="nl4opt")
     parser.add_argument("--limit", type=int, default=10)
     parser.add_argument("--skip", type=int, default=0, help="start after this many items")
-    parser.add_argument("--mode", choices=["baseline", "pipeline", "both"], default="both")
+    parser.add_argument("--mode", choices=["baseline", "pipeline", "both", "samples"], default="both")
+    parser.add_argument("--samples", type=int, default=5, help="programs per item in --mode samples")
+    parser.add_argument("--temperature", type=float, default=0.7, help="their temperature in --mode samples")
     parser.add_argument("--set", action="append", default=[], help="setting=value for the pipeline (repeatable)")
     parser.add_argument("--json", type=Path, help="append every row to this JSONL file")
     parser.add_argument("--table", type=Path, help="write the per-item table of both arms here (Markdown)")
@@ -117,7 +145,10 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for mode in modes:
         for item in items:
-            row = (baseline if mode == "baseline" else pipeline)(item, settings)
+            if mode == "samples":
+                row = samples(item, settings, args.samples, args.temperature)
+            else:
+                row = (baseline if mode == "baseline" else pipeline)(item, settings)
             row.update(mode=mode, id=item.id, gold=item.answer)
             row["correct"] = bool(is_correct("strict", item.gold, item.answer, row["status"], row["objective"]))
             rows.append(row)
@@ -142,6 +173,12 @@ def main() -> None:
         seconds = sum(r["seconds"] for r in mine) / n
         tokens = sum(r["tokens"] for r in mine) / n
         print(f"{mode:9} {correct:>4}/{n:<3} {verified:>5}/{n:<3} {seconds:8.1f} {tokens:9.0f}")
+        if mode == "samples":
+            print(
+                f"samples   pass@{args.samples} {sum(r['sample_correct'] > 0 for r in mine)}/{n}, "
+                f"mean pass@1 {sum(r['sample_correct'] for r in mine) / (n * args.samples):.2f}, "
+                f"vote {correct}/{n} (temperature {args.temperature})"
+            )
     if args.table:
         args.table.write_text(markdown_table(rows, modes), encoding="utf-8")
 
@@ -161,6 +198,8 @@ def markdown_table(rows: list[dict[str, Any]], modes: list[str]) -> str:
                 cells += [""] * 6
                 continue
             answer = "—" if r["objective"] is None else f"{r['objective']:g}"
+            if "sample_correct" in r:
+                answer += f", {r['sample_correct']}/{r['calls']} samples correct"
             cells += [
                 f"{answer} ({r['status']})",
                 "✓" if r["correct"] else "✗",
