@@ -58,6 +58,21 @@ def test_an_unnamed_block_goes_to_the_file_its_content_belongs_to() -> None:
     assert whole_files(f"```python\n{both}```", PAIR, SIGNS) == [("simulator/simulator.py", both)]
 
 
+def test_a_quoted_line_beside_a_whole_file_does_not_replace_the_other_file() -> None:
+    # Seen with a 1.5B model asked to fix its failing test: it quoted the failing assertion in a block of its
+    # own above the whole test file, and the line was saved over its working 48-line simulator.
+    tests = "from simulator.simulator import simulate\n\ndef test_a_feasible_solution():\n    assert True\n"
+    reply = (
+        "The test does not check the violations. The assertion should be:\n\n```python\n"
+        'assert verdict["feasible"], verdict["violations"]\n```\n\nHere is the corrected test:\n\n'
+        f"```python\n{tests}```\n"
+    )
+    assert whole_files(reply, PAIR, SIGNS) == [("simulator/test_simulator.py", tests)]
+    # Alone in a reply, an unnamed draft still goes to the file asked for (the check then says what it lacks).
+    draft = "def simulat(solution, data):\n    return {}\n"
+    assert whole_files(f"```python\n{draft}```", PAIR, SIGNS) == [("simulator/simulator.py", draft)]
+
+
 def test_the_simulator_skeletons_checks_apply_the_tolerance(tmp_path: Path) -> None:
     from nemo_opt.stages.context import (
         CHECK_PLACEHOLDER,

@@ -153,7 +153,8 @@ def whole_files(text: str, expected: tuple[str, ...], signs: Mapping[str, str] |
     an unnamed test file that the order rule below saved over its simulator. Other unnamed python blocks fill the
     paths not yet given, in order (a small model often drops the name when one file is asked for). When a
     reply shows more unnamed blocks than paths remain, the longest block is taken for a single remaining path
-    (models put a usage example after the file) and nothing is guessed for several.
+    (models put a usage example after the file) and nothing is guessed for several. In a reply that names a
+    file (by path or by its sign), an unnamed block that does not match another path's sign is not that file.
     """
     named: dict[str, str] = {}
     unnamed: list[str] = []
@@ -187,6 +188,9 @@ def whole_files(text: str, expected: tuple[str, ...], signs: Mapping[str, str] |
         elif path is None:
             unnamed.append(body)
     remaining = [path for path in expected if path not in named]
+    if named:  # beside a file it names, a block unlike another file is an excerpt, not that file: a 1.5B model
+        # quoted one line of its tests above the whole test file, and the line was saved over its simulator
+        remaining = [path for path in remaining if path not in patterns]
     if unnamed and remaining:
         if len(remaining) == 1:
             named[remaining[0]] = max(unnamed, key=len)
