@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
 import zipfile
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.modules import load_file_module
+
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "assemble_gguf.py"
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("assemble_gguf", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["assemble_gguf"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module(SCRIPT, "assemble_gguf")
 
 
 def _wheels(folder: Path, chunks: list[bytes]) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,6 +10,7 @@ import pytest
 
 from nemo_opt.bench.datasets import BenchItem
 from nemo_opt.settings import load_settings
+from tests.modules import load_file_module
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "real_model.py"
 
@@ -19,12 +18,7 @@ QUESTION = "Make x and y, at most 4 in total and y at most 3, to maximise 2x + 3
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("real_model_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["real_model_bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module(SCRIPT, "real_model_bench")
 
 
 def _program(y_max: int) -> str:
