@@ -85,7 +85,8 @@ def baseline(item: BenchItem, settings: Settings) -> dict[str, Any]:
 def samples(item: BenchItem, settings: Settings, k: int, temperature: float) -> dict[str, Any]:
     """K one-call programs at a temperature: the vote over the objectives that ran, and each one's score."""
     llm = create_llm(settings.model or "", settings)
-    runs = [ask_program(llm, BASELINE_PROMPT.format(question=item.question), settings, temperature) for _ in range(k)]
+    prompt = BASELINE_PROMPT.format(question=item.question)
+    runs = [ask_program(llm, prompt, settings, temperature) for _ in range(k)]
     scores = [bool(is_correct("strict", item.gold, item.answer, r["status"], r["objective"])) for r in runs]
     answers = [r["objective"] for r in runs if r["status"] == "optimal" and r["objective"] is not None]
     tally = Counter(round(a, 6) for a in answers)
